@@ -1,0 +1,1 @@
+"""An order execution engine for token swaps on (simulated) Solana DEXs."""

@@ -1,0 +1,1 @@
+"""HTTP and WebSocket handlers: validate, call a service, answer. No SQL here."""

@@ -1,0 +1,70 @@
+"""HTTP handlers for orders."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from order_engine.api.errors import ApiError
+from order_engine.api.schemas import (
+    parse_int_param,
+    parse_json,
+    parse_order,
+    parse_order_id,
+    parse_wallet,
+)
+from order_engine.api.serialize import decode_cursor, encode_cursor, event_message, order_json
+from order_engine.appkeys import ORDERS, SETTINGS
+from order_engine.orders import NewOrder
+
+MAX_PAGE = 200
+DEFAULT_PAGE = 50
+
+
+async def _read_order(request: web.Request) -> NewOrder:
+    if request.content_type != "application/json":
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"expected Content-Type application/json, got {request.content_type or 'none'}",
+        )
+    payload = parse_json(await request.read())
+    return parse_order(payload, max_input_amount=request.app[SETTINGS].max_input_amount)
+
+
+async def create_order(request: web.Request) -> web.Response:
+    order = await request.app[ORDERS].place(await _read_order(request), execute=False)
+    return web.json_response(order_json(order), status=201)
+
+
+async def execute_new_order(request: web.Request) -> web.Response:
+    order = await request.app[ORDERS].place(await _read_order(request), execute=True)
+    body = order_json(order)
+    body["wsUrl"] = f"/ws/orders/{order.id}"
+    return web.json_response(body, status=202)
+
+
+async def get_order(request: web.Request) -> web.Response:
+    order_id = parse_order_id(request.match_info["orderId"])
+    return web.json_response(order_json(await request.app[ORDERS].get(order_id)))
+
+
+async def get_events(request: web.Request) -> web.Response:
+    order_id = parse_order_id(request.match_info["orderId"])
+    events = await request.app[ORDERS].events(order_id)
+    return web.json_response({"events": [event_message(e) for e in events]})
+
+
+async def list_wallet_orders(request: web.Request) -> web.Response:
+    wallet = parse_wallet(request.match_info["wallet"])
+    limit = parse_int_param(
+        request.query.get("limit"), "limit", default=DEFAULT_PAGE, low=1, high=MAX_PAGE
+    )
+    raw_cursor = request.query.get("cursor")
+    after = decode_cursor(raw_cursor) if raw_cursor else None
+    orders, next_cursor = await request.app[ORDERS].wallet_orders(wallet, limit=limit, after=after)
+    return web.json_response(
+        {
+            "orders": [order_json(o) for o in orders],
+            "nextCursor": encode_cursor(next_cursor) if next_cursor else None,
+        }
+    )

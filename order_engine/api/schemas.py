@@ -1,0 +1,272 @@
+"""Request bodies and query parameters: structured with cattrs, checked field by field.
+
+Every problem in a request is reported at once, each with the camelCase field it is in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import attrs
+import base58
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
+from cattrs.gen import make_dict_structure_fn, override
+
+from order_engine.api.errors import ApiError, FieldError, validation_error
+from order_engine.orders import NewOrder, OrderType
+from order_engine.routing.tokens import TOKENS
+
+DEFAULT_SLIPPAGE_BPS = 50
+MAX_SLIPPAGE_BPS = 5000
+DEFAULT_RESTING_LIFETIME = timedelta(hours=24)
+_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+@attrs.frozen
+class OrderBody:
+    """The order body as sent, typed but not yet checked against the rules."""
+
+    user_wallet: str
+    input_token: str
+    output_token: str
+    input_amount: Decimal
+    type: str = OrderType.MARKET.value
+    slippage_bps: int = DEFAULT_SLIPPAGE_BPS
+    limit_price: Decimal | None = None
+    expires_at: str | None = None
+
+
+def _strict_str(value: Any, _: type) -> str:
+    if not isinstance(value, str):
+        raise TypeError("must be a string")
+    return value
+
+
+def _strict_int(value: Any, _: type) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise TypeError("must be an integer")
+    if isinstance(value, Decimal) and value != value.to_integral_value():
+        raise TypeError("must be an integer")
+    return int(value)
+
+
+def _decimal(value: Any, _: type) -> Decimal:
+    """A JSON number (already a Decimal, see parse_json) or a decimal string."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        raise TypeError("must be a number or a decimal string")
+    try:
+        number = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
+    except InvalidOperation:
+        raise ValueError("must be a number or a decimal string") from None
+    if not number.is_finite():
+        raise ValueError("must be finite")
+    return number
+
+
+_renames: dict[str, Any] = {a.name: override(rename=camel(a.name)) for a in attrs.fields(OrderBody)}
+_converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+_converter.register_structure_hook(str, _strict_str)
+_converter.register_structure_hook(int, _strict_int)
+_converter.register_structure_hook(Decimal, _decimal)
+_converter.register_structure_hook(
+    OrderBody,
+    make_dict_structure_fn(
+        OrderBody,
+        _converter,
+        _cattrs_forbid_extra_keys=True,
+        **_renames,
+    ),
+)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse a JSON body, keeping numbers exact: floats become Decimal, NaN is refused."""
+    try:
+        return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return "is required"
+    return str(exc) or "is invalid"
+
+
+def _structure_errors(exc: BaseException) -> list[FieldError]:
+    if isinstance(exc, ForbiddenExtraKeysError):
+        return [FieldError(name, "is not a known field") for name in sorted(exc.extra_fields)]
+    if isinstance(exc, ClassValidationError):
+        with_notes, without = exc.group_exceptions()
+        errors = [FieldError(camel(note.name), _message(sub)) for sub, note in with_notes]
+        for sub in without:
+            errors.extend(_structure_errors(sub))
+        return errors
+    return [FieldError("body", _message(exc))]
+
+
+def is_solana_address(value: str) -> bool:
+    try:
+        return len(base58.b58decode(value)) == 32
+    except ValueError:
+        return False
+
+
+def _check(errors: list[FieldError], field: str, ok: bool, message: str) -> bool:
+    if not ok:
+        errors.append(FieldError(field, message))
+    return ok
+
+
+def _amount_rules(errors: list[FieldError], body: OrderBody, max_input_amount: Decimal) -> None:
+    amount = body.input_amount
+    if not _check(errors, "inputAmount", amount > 0, "must be greater than 0"):
+        return
+    if not _check(
+        errors, "inputAmount", amount <= max_input_amount, f"must be at most {max_input_amount}"
+    ):
+        return
+    token = TOKENS.get(body.input_token)
+    if token is not None:
+        places = -amount.normalize().as_tuple().exponent  # type: ignore[operator]
+        _check(
+            errors,
+            "inputAmount",
+            places <= token.decimals,
+            f"has more than the {token.decimals} decimals of {token.symbol}",
+        )
+
+
+def _resting_rules(errors: list[FieldError], body: OrderBody, now: datetime) -> datetime | None:
+    """limitPrice and expiresAt; returns the expiry of a resting order."""
+    order_type = body.type
+    if body.limit_price is not None:
+        if _check(
+            errors, "limitPrice", order_type == OrderType.LIMIT, "only applies to limit orders"
+        ):
+            _check(errors, "limitPrice", body.limit_price > 0, "must be greater than 0")
+    elif order_type == OrderType.LIMIT:
+        errors.append(FieldError("limitPrice", "is required for limit orders"))
+    if body.expires_at is None:
+        return None if order_type == OrderType.MARKET else now + DEFAULT_RESTING_LIFETIME
+    if not _check(
+        errors,
+        "expiresAt",
+        order_type != OrderType.MARKET,
+        "only applies to limit and sniper orders",
+    ):
+        return None
+    try:
+        expires = datetime.fromisoformat(body.expires_at.replace("Z", "+00:00"))
+    except ValueError:
+        errors.append(FieldError("expiresAt", "must be an ISO-8601 timestamp"))
+        return None
+    if expires.tzinfo is None:
+        errors.append(FieldError("expiresAt", "must include a time zone (e.g. Z)"))
+        return None
+    _check(errors, "expiresAt", expires > now, "must be in the future")
+    return expires
+
+
+def parse_order(
+    payload: Any, *, max_input_amount: Decimal, now: datetime | None = None
+) -> NewOrder:
+    """Turn a decoded JSON body into a NewOrder, or raise a validation_error ApiError."""
+    if not isinstance(payload, dict):
+        raise validation_error([FieldError("body", "must be a JSON object")])
+    try:
+        body = _converter.structure(payload, OrderBody)
+    except (ClassValidationError, ForbiddenExtraKeysError) as exc:
+        raise validation_error(_structure_errors(exc)) from None
+
+    errors: list[FieldError] = []
+    _check(
+        errors,
+        "userWallet",
+        is_solana_address(body.user_wallet),
+        "must be a Solana address (base58 that decodes to 32 bytes)",
+    )
+    known = ", ".join(TOKENS)
+    _check(errors, "inputToken", body.input_token in TOKENS, f"must be one of {known}")
+    _check(errors, "outputToken", body.output_token in TOKENS, f"must be one of {known}")
+    _check(
+        errors,
+        "outputToken",
+        body.output_token != body.input_token,
+        "must differ from inputToken",
+    )
+    _amount_rules(errors, body, max_input_amount)
+    types = ", ".join(t.value for t in OrderType)
+    if _check(errors, "type", body.type in set(OrderType), f"must be one of {types}"):
+        # Resting orders are accepted by the contract but have no trigger yet: refusing
+        # them is better than accepting orders that would never run (see README).
+        _check(
+            errors,
+            "type",
+            body.type == OrderType.MARKET,
+            "limit and sniper orders are not available yet",
+        )
+    _check(
+        errors,
+        "slippageBps",
+        0 <= body.slippage_bps <= MAX_SLIPPAGE_BPS,
+        f"must be between 0 and {MAX_SLIPPAGE_BPS}",
+    )
+    expires_at = _resting_rules(errors, body, now or datetime.now(UTC))
+    if errors:
+        raise validation_error(errors)
+    return NewOrder(
+        type=OrderType(body.type),
+        user_wallet=body.user_wallet,
+        input_token=body.input_token,
+        output_token=body.output_token,
+        input_amount=body.input_amount,
+        slippage_bps=body.slippage_bps,
+        limit_price=body.limit_price,
+        expires_at=expires_at,
+    )
+
+
+def parse_order_id(raw: str) -> uuid.UUID:
+    if not _UUID_RE.match(raw):
+        raise ApiError(400, "invalid_order_id", f"{raw!r} is not an order id (a UUID)")
+    return uuid.UUID(raw)
+
+
+def parse_int_param(
+    raw: str | None, field: str, *, default: int, low: int, high: int | None = None
+) -> int:
+    """A whole-number query parameter within bounds, or a validation_error naming it."""
+    if raw is None:
+        return default
+    bound = f"between {low} and {high}" if high is not None else f"{low} or more"
+    try:
+        value = int(raw)
+    except ValueError:
+        raise validation_error([FieldError(field, f"must be an integer {bound}")]) from None
+    if value < low or (high is not None and value > high):
+        raise validation_error([FieldError(field, f"must be an integer {bound}")])
+    return value
+
+
+def parse_wallet(raw: str, field: str = "wallet") -> str:
+    if not is_solana_address(raw):
+        raise validation_error(
+            [FieldError(field, "must be a Solana address (base58 that decodes to 32 bytes)")]
+        )
+    return raw

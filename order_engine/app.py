@@ -1,0 +1,159 @@
+"""The application factory: routes, middleware, and one cleanup context per resource."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+from aiohttp import WSCloseCode, web
+
+from order_engine.api.errors import error_middleware
+from order_engine.api.routes import setup_routes
+from order_engine.appkeys import (
+    DB_POOL,
+    HEALTH,
+    HUB,
+    ORDERS,
+    QUEUE,
+    REDIS,
+    SETTINGS,
+    WEBSOCKETS,
+    WORKERS,
+)
+from order_engine.config import Settings
+from order_engine.hub import Hub
+from order_engine.queue import OrderQueue
+from order_engine.routing.chain import SimulatedChain
+from order_engine.routing.router import Router
+from order_engine.routing.simulated import SimulatedVenue, meteora_pools, raydium_pools
+from order_engine.services.execution import Executor
+from order_engine.services.health import HealthCheck
+from order_engine.services.orders import OrderService
+from order_engine.services.transitions import Transitions
+from order_engine.store import OrderStore, create_pool
+from order_engine.worker import WorkerPool
+
+log = logging.getLogger(__name__)
+
+READ_BLOCK_MS = 500
+
+
+async def postgres_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    pool = await create_pool(
+        settings.database_url,
+        min_size=min(settings.db_pool_min, settings.db_pool_max),
+        max_size=settings.db_pool_max,
+        command_timeout=settings.db_command_timeout_s,
+    )
+    app[DB_POOL] = pool
+    yield
+    await pool.close()
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    # Blocking: under load, callers wait for a free connection instead of failing with
+    # "Too many connections".
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=64,
+        timeout=5,
+        decode_responses=True,
+        socket_timeout=5,
+        socket_connect_timeout=2,
+        health_check_interval=30,
+    )
+    client = aioredis.Redis(connection_pool=pool)
+    app[REDIS] = client
+    yield
+    await client.aclose()
+    await pool.disconnect()
+
+
+async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The hub, the queue and the services built on them."""
+    settings = app[SETTINGS]
+    redis = app[REDIS]
+    store = OrderStore(app[DB_POOL])
+    hub = Hub(redis, f"{settings.redis_prefix}events", buffer_size=settings.hub_buffer_size)
+    await hub.start()
+    # The read loop's own connection: its socket timeout must outlast the blocking read.
+    reader = aioredis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        single_connection_client=True,
+        socket_timeout=READ_BLOCK_MS / 1000 + 5,
+        socket_connect_timeout=2,
+    )
+    consumer = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    queue = OrderQueue(redis, reader, stream=f"{settings.redis_prefix}orders", consumer=consumer)
+    transitions = Transitions(store, hub)
+    app[HUB] = hub
+    app[QUEUE] = queue
+    app[ORDERS] = OrderService(store, queue, hub, transitions)
+    router = Router(
+        _venues(settings, SimulatedChain(app[DB_POOL])),
+        quote_timeout_s=settings.quote_timeout_ms / 1000,
+    )
+    workers = WorkerPool(
+        queue,
+        Executor(store, transitions, router),
+        concurrency=settings.worker_concurrency,
+        shutdown_timeout_s=settings.shutdown_timeout_s,
+        block_ms=READ_BLOCK_MS,
+    )
+    app[WORKERS] = workers
+    app[HEALTH] = HealthCheck(store, redis, queue, workers)
+    yield
+    await hub.stop()
+    await reader.aclose()
+
+
+async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Last in, so first out: workers stop before what they use is closed."""
+    workers = app[WORKERS]
+    await workers.start()
+    yield
+    await workers.stop()
+
+
+def _venues(settings: Settings, chain: SimulatedChain) -> list[SimulatedVenue]:
+    seed = settings.mock_dex_seed
+    return [
+        SimulatedVenue(
+            name,
+            pools,
+            chain,
+            quote_delay_s=settings.mock_dex_quote_delay_ms / 1000,
+            execution_delay_s=settings.mock_dex_execution_delay_ms / 1000,
+            failure_rate=settings.mock_dex_failure_rate,
+            rng=random.Random(f"{seed}:{name}") if seed is not None else random.Random(),
+        )
+        for name, pools in (("raydium", raydium_pools()), ("meteora", meteora_pools()))
+    ]
+
+
+async def close_websockets(app: web.Application) -> None:
+    """On shutdown, tell every client to reconnect elsewhere (1001), all at once."""
+    sockets = list(app[WEBSOCKETS])
+    await asyncio.gather(
+        *(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down") for ws in sockets),
+        return_exceptions=True,
+    )
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+    app[SETTINGS] = settings
+    app[WEBSOCKETS] = set()
+    app.cleanup_ctx.extend([postgres_ctx, redis_ctx, engine_ctx, workers_ctx])
+    app.on_shutdown.append(close_websockets)
+    setup_routes(app)
+    return app

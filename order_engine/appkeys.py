@@ -1,0 +1,25 @@
+"""Typed keys for what the application holds: one place, so handlers and app agree."""
+
+from __future__ import annotations
+
+import asyncpg
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from order_engine.config import Settings
+from order_engine.hub import Hub
+from order_engine.queue import OrderQueue
+from order_engine.services.health import HealthCheck
+from order_engine.services.orders import OrderService
+from order_engine.worker import WorkerPool
+
+SETTINGS = web.AppKey("settings", Settings)
+DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
+REDIS = web.AppKey("redis", aioredis.Redis)
+HUB = web.AppKey("hub", Hub)
+QUEUE = web.AppKey("queue", OrderQueue)
+ORDERS = web.AppKey("orders", OrderService)
+WORKERS = web.AppKey("workers", WorkerPool)
+HEALTH = web.AppKey("health", HealthCheck)
+# Open sockets, so that shutdown can close them; each handler removes its own.
+WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])

@@ -1,0 +1,176 @@
+"""Settings from the environment, with a `.env` file as a fallback."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import quote
+
+import attrs
+from dotenv import dotenv_values
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/order_engine"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class ConfigError(Exception):
+    """Start-up cannot go on: the message names every setting that is wrong or missing."""
+
+
+@attrs.frozen
+class Settings:
+    app_env: str = "development"
+    host: str = "0.0.0.0"
+    port: int = 3000
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    redis_prefix: str = "oe:"
+    worker_concurrency: int = 50
+    worker_id: str = ""
+    db_pool_min: int = 2
+    db_pool_max: int = 20
+    db_command_timeout_s: float = 10.0
+    mock_dex_quote_delay_ms: int = 200
+    mock_dex_execution_delay_ms: int = 2500
+    mock_dex_failure_rate: float = 0.05
+    mock_dex_seed: int | None = None
+    quote_timeout_ms: int = 1000
+    max_body_bytes: int = 64 * 1024
+    max_input_amount: Decimal = Decimal(1_000_000_000)
+    hub_buffer_size: int = 256
+    ws_heartbeat_s: float = 20.0
+    shutdown_timeout_s: float = 30.0
+    log_level: str = "INFO"
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+
+@attrs.frozen
+class _Var:
+    name: str
+    field: str
+    parse: Callable[[str], object]
+
+
+def _positive(parse: Callable[[str], T]) -> Callable[[str], T]:
+    def parse_positive(raw: str) -> T:
+        value = parse(raw)
+        if value <= 0:  # type: ignore[operator]
+            raise ValueError("must be greater than 0")
+        return value
+
+    return parse_positive
+
+
+def _rate(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be between 0 and 1")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+_VARS = (
+    _Var("APP_ENV", "app_env", str),
+    _Var("HOST", "host", str),
+    _Var("PORT", "port", _positive(int)),
+    _Var("REDIS_PREFIX", "redis_prefix", str),
+    _Var("WORKER_CONCURRENCY", "worker_concurrency", _positive(int)),
+    _Var("WORKER_ID", "worker_id", str),
+    _Var("DB_POOL_MIN", "db_pool_min", _non_negative_int),
+    _Var("DB_POOL_MAX", "db_pool_max", _positive(int)),
+    _Var("DB_COMMAND_TIMEOUT_S", "db_command_timeout_s", _positive(float)),
+    _Var("MOCK_DEX_QUOTE_DELAY_MS", "mock_dex_quote_delay_ms", _non_negative_int),
+    _Var("MOCK_DEX_EXECUTION_DELAY_MS", "mock_dex_execution_delay_ms", _non_negative_int),
+    _Var("MOCK_DEX_FAILURE_RATE", "mock_dex_failure_rate", _rate),
+    _Var("MOCK_DEX_SEED", "mock_dex_seed", int),
+    _Var("QUOTE_TIMEOUT_MS", "quote_timeout_ms", _positive(int)),
+    _Var("MAX_BODY_BYTES", "max_body_bytes", _positive(int)),
+    _Var("MAX_INPUT_AMOUNT", "max_input_amount", _positive(Decimal)),
+    _Var("HUB_BUFFER_SIZE", "hub_buffer_size", _positive(int)),
+    _Var("WS_HEARTBEAT_S", "ws_heartbeat_s", _positive(float)),
+    _Var("SHUTDOWN_TIMEOUT_S", "shutdown_timeout_s", _positive(float)),
+    _Var("LOG_LEVEL", "log_level", str.upper),
+)
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    if url := env.get("DATABASE_URL"):
+        return url
+    if host := env.get("DB_HOST"):
+        user = quote(env.get("DB_USER", "postgres"), safe="")
+        password = env.get("DB_PASSWORD")
+        auth = f"{user}:{quote(password, safe='')}" if password else user
+        port = env.get("DB_PORT", "5432")
+        name = env.get("DB_NAME", "order_engine")
+        return f"postgresql://{auth}@{host}:{port}/{name}"
+    return None
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    if url := env.get("REDIS_URL"):
+        return url
+    if host := env.get("REDIS_HOST"):
+        return f"redis://{host}:{env.get('REDIS_PORT', '6379')}/0"
+    return None
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")
+) -> Settings:
+    """Read settings: the process environment wins over the `.env` file.
+
+    In production a missing database or Redis setting, like any malformed value, raises
+    one ConfigError that names all of them; in development the defaults stand in and a
+    single warning says so.
+    """
+    file_values: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        file_values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    env = {**file_values, **(os.environ if environ is None else environ)}
+
+    problems: list[str] = []
+    values: dict[str, object] = {}
+    for var in _VARS:
+        raw = env.get(var.name)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[var.field] = var.parse(raw)
+        except (ValueError, ArithmeticError) as exc:
+            problems.append(f"{var.name}={raw!r}: {exc}")
+
+    production = values.get("app_env", "development") == "production"
+    defaulted: list[str] = []
+    for field, found, names, default in (
+        ("database_url", _database_url(env), "DATABASE_URL (or DB_HOST)", DEFAULT_DATABASE_URL),
+        ("redis_url", _redis_url(env), "REDIS_URL (or REDIS_HOST)", DEFAULT_REDIS_URL),
+    ):
+        if found is not None:
+            values[field] = found
+        elif production:
+            problems.append(f"{names} is required in production")
+        else:
+            defaulted.append(f"{names} -> {default}")
+
+    if problems:
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
+    if defaulted:
+        log.warning("development defaults in use: %s", ", ".join(defaulted))
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,18 @@
+"""How numbers and times are written wherever they leave the engine as JSON."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+
+def decimal_str(value: Decimal) -> str:
+    """Plain notation, no exponent and no trailing zeros: Decimal("1.50E+3") -> "1500"."""
+    text = format(value.normalize(), "f")
+    return "0" if text == "-0" else text
+
+
+def timestamp_str(value: datetime) -> str:
+    """ISO-8601 UTC with milliseconds: 2026-11-24T10:15:30.123Z."""
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"

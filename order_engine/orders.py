@@ -1,0 +1,143 @@
+"""The order, its statuses and the transitions allowed between them.
+
+Pure: no I/O. The store enforces these rules in SQL; everything else asks here.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+
+class OrderType(enum.StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    SNIPER = "sniper"
+
+
+class OrderStatus(enum.StrEnum):
+    PENDING = "pending"
+    WAITING = "waiting"
+    ROUTING = "routing"
+    BUILDING = "building"
+    SUBMITTED = "submitted"
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {OrderStatus.CONFIRMED, OrderStatus.FAILED, OrderStatus.CANCELLED, OrderStatus.EXPIRED}
+)
+
+_FORWARD: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.PENDING: frozenset(
+        {OrderStatus.ROUTING, OrderStatus.WAITING, OrderStatus.CANCELLED}
+    ),
+    OrderStatus.WAITING: frozenset(
+        {OrderStatus.ROUTING, OrderStatus.CANCELLED, OrderStatus.EXPIRED}
+    ),
+    OrderStatus.ROUTING: frozenset({OrderStatus.BUILDING}),
+    OrderStatus.BUILDING: frozenset({OrderStatus.SUBMITTED}),
+    OrderStatus.SUBMITTED: frozenset({OrderStatus.CONFIRMED}),
+}
+
+# Every non-terminal status may fail; terminal statuses lead nowhere.
+ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    status: (
+        frozenset()
+        if status.is_terminal
+        else _FORWARD.get(status, frozenset()) | {OrderStatus.FAILED}
+    )
+    for status in OrderStatus
+}
+
+
+def can_transition(current: OrderStatus, new: OrderStatus) -> bool:
+    return new in ALLOWED_TRANSITIONS[current]
+
+
+def sources_of(new: OrderStatus) -> frozenset[OrderStatus]:
+    """The statuses from which `new` may be entered (what the store's UPDATE checks)."""
+    return frozenset(s for s, targets in ALLOWED_TRANSITIONS.items() if new in targets)
+
+
+class FailureCode(enum.StrEnum):
+    NO_ROUTE = "no_route"
+    SLIPPAGE_EXCEEDED = "slippage_exceeded"
+    DEX_ERROR = "dex_error"
+    ENQUEUE_FAILED = "enqueue_failed"
+
+
+@attrs.frozen
+class Order:
+    id: uuid.UUID
+    type: OrderType
+    status: OrderStatus
+    user_wallet: str
+    input_token: str
+    output_token: str
+    input_amount: Decimal
+    slippage_bps: int
+    limit_price: Decimal | None
+    expires_at: datetime | None
+    dex: str | None
+    quoted_amount_out: Decimal | None
+    min_amount_out: Decimal | None
+    amount_out: Decimal | None
+    executed_price: Decimal | None
+    tx_hash: str | None
+    attempts: int
+    failure_code: str | None
+    failure_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@attrs.frozen
+class NewOrder:
+    """A validated order request, before it has an id or a row."""
+
+    type: OrderType
+    user_wallet: str
+    input_token: str
+    output_token: str
+    input_amount: Decimal
+    slippage_bps: int
+    limit_price: Decimal | None
+    expires_at: datetime | None
+
+
+@attrs.frozen
+class OrderEvent:
+    order_id: uuid.UUID
+    user_wallet: str
+    seq: int
+    status: OrderStatus
+    timestamp: datetime
+    data: dict[str, Any]
+
+
+@attrs.frozen
+class Changes:
+    """Columns a transition writes besides the status; None leaves a column as it is."""
+
+    dex: str | None = None
+    quoted_amount_out: Decimal | None = None
+    min_amount_out: Decimal | None = None
+    amount_out: Decimal | None = None
+    executed_price: Decimal | None = None
+    tx_hash: str | None = None
+    attempts: int | None = None
+    failure_code: str | None = None
+    failure_reason: str | None = None

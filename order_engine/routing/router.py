@@ -1,0 +1,77 @@
+"""Asks every venue for a quote at once and picks the best output net of fees."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from decimal import Decimal
+
+import attrs
+
+from order_engine.routing.pools import BPS, Quote
+from order_engine.routing.tokens import Token
+from order_engine.routing.venues import NoPool, Venue
+
+log = logging.getLogger(__name__)
+
+
+class NoRoute(Exception):
+    """No venue quoted the pair: the order cannot be executed."""
+
+
+@attrs.frozen
+class RoutingDecision:
+    quotes: tuple[Quote, ...]
+    best: Quote
+
+
+def choose_best(quotes: Sequence[Quote]) -> Quote:
+    """The quote paying the most; on a tie, the first venue asked."""
+    if not quotes:
+        raise NoRoute("no venue quoted")
+    return max(quotes, key=lambda q: q.amount_out)
+
+
+def min_amount_out(quoted: Decimal, slippage_bps: int, token: Token) -> Decimal:
+    """The least the swap may pay: the quote less the slippage tolerance, rounded down."""
+    return token.round_down(quoted * (BPS - slippage_bps) / BPS)
+
+
+class Router:
+    def __init__(self, venues: Sequence[Venue], *, quote_timeout_s: float) -> None:
+        self._venues = list(venues)
+        self._quote_timeout_s = quote_timeout_s
+
+    @property
+    def venues(self) -> dict[str, Venue]:
+        return {v.name: v for v in self._venues}
+
+    async def _quote(self, venue: Venue, src: Token, dst: Token, amount: Decimal) -> Quote | None:
+        try:
+            return await asyncio.wait_for(venue.quote(src, dst, amount), self._quote_timeout_s)
+        except NoPool:
+            return None
+        except TimeoutError:
+            log.warning("quote from %s timed out after %ss", venue.name, self._quote_timeout_s)
+            return None
+        except Exception:
+            # One venue failing must not fail the order while another can quote.
+            log.exception("quote from %s failed", venue.name)
+            return None
+
+    async def route(self, src: Token, dst: Token, amount: Decimal) -> RoutingDecision:
+        results = await asyncio.gather(*(self._quote(v, src, dst, amount) for v in self._venues))
+        quotes = tuple(q for q in results if q is not None and q.amount_out > 0)
+        if not quotes:
+            raise NoRoute(f"no venue quotes {src.symbol} -> {dst.symbol} for {amount}")
+        best = choose_best(quotes)
+        log.info(
+            "routed %s %s -> %s to %s: %s",
+            amount,
+            src.symbol,
+            dst.symbol,
+            best.dex,
+            ", ".join(f"{q.dex}={q.amount_out}" for q in quotes),
+        )
+        return RoutingDecision(quotes=quotes, best=best)

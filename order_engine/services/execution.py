@@ -1,0 +1,179 @@
+"""One order's trip through the state machine, resumable from whatever status it is in.
+
+Each step reads what the previous one persisted, so an order picked up again after a
+crash carries on from its stored status instead of starting over: a transaction whose
+signature is stored is never rebuilt, and a submitted one is looked up on the chain
+before anything is sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from order_engine.formats import decimal_str
+from order_engine.orders import Changes, FailureCode, Order, OrderStatus
+from order_engine.routing.pools import Quote
+from order_engine.routing.router import NoRoute, Router, min_amount_out
+from order_engine.routing.tokens import TOKENS
+from order_engine.routing.venues import (
+    SlippageExceeded,
+    SwapTransaction,
+    VenueUnavailable,
+    transaction_signature,
+)
+from order_engine.services.transitions import Transitions
+from order_engine.store import OrderStore, StatusConflict
+
+log = logging.getLogger(__name__)
+
+
+def quote_data(quote: Quote) -> dict[str, Any]:
+    return {
+        "dex": quote.dex,
+        "amountOut": decimal_str(quote.amount_out),
+        "price": decimal_str(quote.price),
+        "feeBps": quote.fee_bps,
+        "priceImpactBps": decimal_str(quote.price_impact_bps),
+    }
+
+
+def route_data(quote: Quote) -> dict[str, Any]:
+    return {
+        "amountOut": decimal_str(quote.amount_out),
+        "legs": [
+            {
+                "dex": quote.dex,
+                "inputToken": quote.input_token,
+                "outputToken": quote.output_token,
+                "inputAmount": decimal_str(quote.input_amount),
+                "amountOut": decimal_str(quote.amount_out),
+            }
+        ],
+    }
+
+
+class Executor:
+    def __init__(self, store: OrderStore, transitions: Transitions, router: Router) -> None:
+        self._store = store
+        self._transitions = transitions
+        self._router = router
+        self._venues = router.venues
+
+    async def run(self, order_id: uuid.UUID) -> Order | None:
+        """Drive the order until it is terminal; None if it does not exist."""
+        order = await self._store.get_order(order_id)
+        while order is not None and not order.status.is_terminal:
+            try:
+                order = await self._step(order)
+            except StatusConflict as exc:
+                # Someone else moved the order (a cancel, another delivery): go on from
+                # what it is now.
+                log.info("order %s: %s", order.id, exc)
+                order = await self._store.get_order(order_id)
+        return order
+
+    async def _step(self, order: Order) -> Order:
+        match order.status:
+            case OrderStatus.PENDING:
+                return await self._route(order)
+            case OrderStatus.ROUTING:
+                return await self._build(order)
+            case OrderStatus.BUILDING:
+                return await self._move(
+                    order, OrderStatus.SUBMITTED, data={"txHash": order.tx_hash}
+                )
+            case OrderStatus.SUBMITTED:
+                return await self._settle(order)
+        raise AssertionError(f"no step leads on from {order.status}")
+
+    async def _move(
+        self,
+        order: Order,
+        status: OrderStatus,
+        changes: Changes = Changes(),
+        data: Mapping[str, Any] | None = None,
+    ) -> Order:
+        moved = await self._transitions.apply(order.id, status, changes, data)
+        log.info("order %s: %s -> %s", order.id, order.status, status)
+        return moved
+
+    async def _fail(self, order: Order, code: FailureCode, reason: str) -> Order:
+        attempt = max(order.attempts, 1)
+        return await self._move(
+            order,
+            OrderStatus.FAILED,
+            Changes(failure_code=code.value, failure_reason=reason, attempts=attempt),
+            {"code": code.value, "reason": reason, "attempt": attempt},
+        )
+
+    async def _route(self, order: Order) -> Order:
+        src, dst = TOKENS[order.input_token], TOKENS[order.output_token]
+        try:
+            decision = await self._router.route(src, dst, order.input_amount)
+        except NoRoute as exc:
+            return await self._fail(order, FailureCode.NO_ROUTE, str(exc))
+        best = decision.best
+        return await self._move(
+            order,
+            OrderStatus.ROUTING,
+            Changes(dex=best.dex, quoted_amount_out=best.amount_out, attempts=order.attempts + 1),
+            {
+                "quotes": [quote_data(q) for q in decision.quotes],
+                "dex": best.dex,
+                "route": route_data(best),
+            },
+        )
+
+    async def _build(self, order: Order) -> Order:
+        assert order.dex is not None
+        assert order.quoted_amount_out is not None
+        minimum = min_amount_out(
+            order.quoted_amount_out, order.slippage_bps, TOKENS[order.output_token]
+        )
+        signature = transaction_signature(
+            order.id, order.dex, order.input_amount, minimum, order.attempts
+        )
+        # The signature is stored before the transaction is sent, so that after a crash
+        # the chain can be asked about it instead of sending a second swap.
+        return await self._move(
+            order,
+            OrderStatus.BUILDING,
+            Changes(min_amount_out=minimum, tx_hash=signature),
+            {"dex": order.dex, "minAmountOut": decimal_str(minimum)},
+        )
+
+    async def _settle(self, order: Order) -> Order:
+        assert order.dex is not None
+        assert order.tx_hash is not None
+        assert order.min_amount_out is not None
+        venue = self._venues.get(order.dex)
+        if venue is None:
+            return await self._fail(order, FailureCode.DEX_ERROR, f"unknown dex {order.dex}")
+        tx = SwapTransaction(
+            signature=order.tx_hash,
+            order_id=order.id,
+            dex=order.dex,
+            input_token=order.input_token,
+            output_token=order.output_token,
+            input_amount=order.input_amount,
+            min_amount_out=order.min_amount_out,
+        )
+        try:
+            receipt = await venue.find_swap(tx.signature) or await venue.execute(tx)
+        except SlippageExceeded as exc:
+            return await self._fail(order, FailureCode.SLIPPAGE_EXCEEDED, str(exc))
+        except VenueUnavailable as exc:
+            return await self._fail(order, FailureCode.DEX_ERROR, str(exc))
+        return await self._move(
+            order,
+            OrderStatus.CONFIRMED,
+            Changes(amount_out=receipt.amount_out, executed_price=receipt.executed_price),
+            {
+                "txHash": receipt.signature,
+                "amountOut": decimal_str(receipt.amount_out),
+                "executedPrice": decimal_str(receipt.executed_price),
+            },
+        )

@@ -1,0 +1,73 @@
+"""Placing orders and reading them back: what the API asks of the engine."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from redis.exceptions import RedisError
+
+from order_engine.hub import Hub
+from order_engine.orders import Changes, FailureCode, NewOrder, Order, OrderEvent, OrderStatus
+from order_engine.queue import OrderQueue
+from order_engine.services.transitions import Transitions
+from order_engine.store import OrderNotFound, OrderStore, WalletCursor
+
+log = logging.getLogger(__name__)
+
+
+class OrderService:
+    def __init__(
+        self, store: OrderStore, queue: OrderQueue, hub: Hub, transitions: Transitions
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._hub = hub
+        self._transitions = transitions
+
+    async def place(self, new: NewOrder, *, execute: bool) -> Order:
+        """Persist a pending order and, with `execute`, queue it.
+
+        The row is committed before the queue entry is written. If the queue cannot take
+        the entry, the order is failed (so that it cannot run later behind the client's
+        back) and the Redis error goes up, for the API to answer 503.
+        """
+        order, event = await self._store.insert_order(new, queued=execute)
+        await self._hub.publish(event)
+        if execute:
+            try:
+                await self._queue.enqueue(order.id)
+            except (RedisError, OSError) as exc:
+                reason = f"the order could not be queued: {exc}"
+                log.error("order %s: %s", order.id, reason)
+                await self._transitions.apply(
+                    order.id,
+                    OrderStatus.FAILED,
+                    Changes(failure_code=FailureCode.ENQUEUE_FAILED.value, failure_reason=reason),
+                    {"code": FailureCode.ENQUEUE_FAILED.value, "reason": reason, "attempt": 0},
+                )
+                raise
+        return order
+
+    async def get(self, order_id: uuid.UUID) -> Order:
+        order = await self._store.get_order(order_id)
+        if order is None:
+            raise OrderNotFound(order_id)
+        return order
+
+    async def events(self, order_id: uuid.UUID, *, after_seq: int = 0) -> list[OrderEvent]:
+        """The order's events after `after_seq`, oldest first; OrderNotFound if no order."""
+        events = await self._store.list_events(order_id, after_seq=after_seq)
+        if not events and await self._store.get_order(order_id) is None:
+            raise OrderNotFound(order_id)
+        return events
+
+    async def wallet_orders(
+        self, wallet: str, *, limit: int, after: WalletCursor | None
+    ) -> tuple[list[Order], WalletCursor | None]:
+        """One page, newest first, and the cursor of the next page (None on the last)."""
+        page = await self._store.list_wallet_orders(wallet, limit=limit + 1, after=after)
+        if len(page) <= limit:
+            return page, None
+        last = page[limit - 1]
+        return page[:limit], WalletCursor(last.created_at, last.id)

@@ -1,0 +1,279 @@
+"""Every SQL statement of the engine, and the transactions that apply status transitions."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import attrs
+
+from order_engine.orders import (
+    Changes,
+    NewOrder,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    OrderType,
+    sources_of,
+)
+
+
+class OrderNotFound(Exception):
+    def __init__(self, order_id: uuid.UUID) -> None:
+        super().__init__(f"order {order_id} does not exist")
+        self.order_id = order_id
+
+
+class StatusConflict(Exception):
+    def __init__(self, order_id: uuid.UUID, current: OrderStatus, wanted: OrderStatus) -> None:
+        super().__init__(f"order {order_id} is {current}; it cannot become {wanted}")
+        self.order_id = order_id
+        self.current = current
+        self.wanted = wanted
+
+
+_ORDER_COLUMNS = """
+    id, type, status, user_wallet, input_token, output_token, input_amount, slippage_bps,
+    limit_price, expires_at, dex, quoted_amount_out, min_amount_out, amount_out,
+    executed_price, tx_hash, attempts, failure_code, failure_reason, created_at, updated_at
+"""
+
+_INSERT_ORDER = f"""
+WITH new AS (
+    INSERT INTO orders (id, type, status, user_wallet, input_token, output_token,
+                        input_amount, slippage_bps, limit_price, expires_at, queued_at, last_seq)
+    VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9,
+            CASE WHEN $10::boolean THEN now() END, 1)
+    RETURNING *
+), event AS (
+    INSERT INTO order_events (order_id, seq, status, data, created_at)
+    SELECT id, 1, status, '{{}}'::jsonb, created_at FROM new
+)
+SELECT {_ORDER_COLUMNS} FROM new
+"""
+
+# One statement: the WHERE re-checks the status under the row lock the UPDATE takes, and
+# the event takes the seq the same UPDATE assigned, so a transition and its event commit
+# together or not at all.
+_TRANSITION = f"""
+WITH moved AS (
+    UPDATE orders SET
+        status = $2,
+        last_seq = last_seq + 1,
+        updated_at = now(),
+        dex = COALESCE($4, dex),
+        quoted_amount_out = COALESCE($5, quoted_amount_out),
+        min_amount_out = COALESCE($6, min_amount_out),
+        amount_out = COALESCE($7, amount_out),
+        executed_price = COALESCE($8, executed_price),
+        tx_hash = COALESCE($9, tx_hash),
+        attempts = COALESCE($10, attempts),
+        failure_code = COALESCE($11, failure_code),
+        failure_reason = COALESCE($12, failure_reason)
+    WHERE id = $1 AND status = ANY($3::text[])
+    RETURNING *
+), event AS (
+    INSERT INTO order_events (order_id, seq, status, data, created_at)
+    SELECT id, last_seq, status, $13::jsonb, updated_at FROM moved
+    RETURNING seq
+)
+SELECT {_ORDER_COLUMNS}, (SELECT seq FROM event) AS event_seq FROM moved
+"""
+
+_GET_ORDER = f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = $1"
+
+_GET_STATUS = "SELECT status FROM orders WHERE id = $1"
+
+_LIST_EVENTS = """
+SELECT e.order_id, o.user_wallet, e.seq, e.status, e.data, e.created_at
+FROM order_events e JOIN orders o ON o.id = e.order_id
+WHERE e.order_id = $1 AND e.seq > $2
+ORDER BY e.seq
+"""
+
+_LIST_WALLET_ORDERS_FIRST = f"""
+SELECT {_ORDER_COLUMNS} FROM orders
+WHERE user_wallet = $1
+ORDER BY created_at DESC, id DESC
+LIMIT $2
+"""
+
+_LIST_WALLET_ORDERS_AFTER = f"""
+SELECT {_ORDER_COLUMNS} FROM orders
+WHERE user_wallet = $1 AND (created_at, id) < ($3, $4)
+ORDER BY created_at DESC, id DESC
+LIMIT $2
+"""
+
+
+@attrs.frozen
+class WalletCursor:
+    """Where the previous page of a wallet's orders ended: its last (created_at, id)."""
+
+    created_at: datetime
+    order_id: uuid.UUID
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Decode jsonb into Python objects on every pooled connection."""
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(
+    dsn: str, *, min_size: int, max_size: int, command_timeout: float
+) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        command_timeout=command_timeout,
+        init=init_connection,
+    )
+
+
+def _order(row: asyncpg.Record) -> Order:
+    return Order(
+        id=row["id"],
+        type=OrderType(row["type"]),
+        status=OrderStatus(row["status"]),
+        user_wallet=row["user_wallet"],
+        input_token=row["input_token"],
+        output_token=row["output_token"],
+        input_amount=row["input_amount"],
+        slippage_bps=row["slippage_bps"],
+        limit_price=row["limit_price"],
+        expires_at=row["expires_at"],
+        dex=row["dex"],
+        quoted_amount_out=row["quoted_amount_out"],
+        min_amount_out=row["min_amount_out"],
+        amount_out=row["amount_out"],
+        executed_price=row["executed_price"],
+        tx_hash=row["tx_hash"],
+        attempts=row["attempts"],
+        failure_code=row["failure_code"],
+        failure_reason=row["failure_reason"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _event(row: asyncpg.Record) -> OrderEvent:
+    return OrderEvent(
+        order_id=row["order_id"],
+        user_wallet=row["user_wallet"],
+        seq=row["seq"],
+        status=OrderStatus(row["status"]),
+        timestamp=row["created_at"],
+        data=row["data"],
+    )
+
+
+class OrderStore:
+    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float = 5.0) -> None:
+        self._pool = pool
+        self._acquire_timeout = acquire_timeout
+
+    async def insert_order(self, new: NewOrder, *, queued: bool) -> tuple[Order, OrderEvent]:
+        """Persist a pending order and its first event; `queued` marks it for execution."""
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            row = await conn.fetchrow(
+                _INSERT_ORDER,
+                uuid.uuid4(),
+                new.type.value,
+                new.user_wallet,
+                new.input_token,
+                new.output_token,
+                new.input_amount,
+                new.slippage_bps,
+                new.limit_price,
+                new.expires_at,
+                queued,
+            )
+        assert row is not None
+        order = _order(row)
+        event = OrderEvent(
+            order_id=order.id,
+            user_wallet=order.user_wallet,
+            seq=1,
+            status=OrderStatus.PENDING,
+            timestamp=order.created_at,
+            data={},
+        )
+        return order, event
+
+    async def transition(
+        self,
+        order_id: uuid.UUID,
+        new_status: OrderStatus,
+        changes: Changes = Changes(),
+        data: Mapping[str, Any] | None = None,
+    ) -> tuple[Order, OrderEvent]:
+        """Move an order to `new_status` and append its event, or change nothing.
+
+        Raises StatusConflict when the current status does not lead to `new_status`,
+        OrderNotFound when there is no such order.
+        """
+        event_data = dict(data or {})
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            row = await conn.fetchrow(
+                _TRANSITION,
+                order_id,
+                new_status.value,
+                [s.value for s in sources_of(new_status)],
+                changes.dex,
+                changes.quoted_amount_out,
+                changes.min_amount_out,
+                changes.amount_out,
+                changes.executed_price,
+                changes.tx_hash,
+                changes.attempts,
+                changes.failure_code,
+                changes.failure_reason,
+                event_data,
+            )
+            if row is None:
+                current = await conn.fetchval(_GET_STATUS, order_id)
+                if current is None:
+                    raise OrderNotFound(order_id)
+                raise StatusConflict(order_id, OrderStatus(current), new_status)
+        order = _order(row)
+        event = OrderEvent(
+            order_id=order.id,
+            user_wallet=order.user_wallet,
+            seq=row["event_seq"],
+            status=new_status,
+            timestamp=order.updated_at,
+            data=event_data,
+        )
+        return order, event
+
+    async def get_order(self, order_id: uuid.UUID) -> Order | None:
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            row = await conn.fetchrow(_GET_ORDER, order_id)
+        return None if row is None else _order(row)
+
+    async def list_events(self, order_id: uuid.UUID, *, after_seq: int = 0) -> list[OrderEvent]:
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            rows = await conn.fetch(_LIST_EVENTS, order_id, after_seq)
+        return [_event(r) for r in rows]
+
+    async def list_wallet_orders(
+        self, wallet: str, *, limit: int, after: WalletCursor | None = None
+    ) -> list[Order]:
+        """A wallet's orders, newest first, starting after `after` when given."""
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            if after is None:
+                rows = await conn.fetch(_LIST_WALLET_ORDERS_FIRST, wallet, limit)
+            else:
+                rows = await conn.fetch(
+                    _LIST_WALLET_ORDERS_AFTER, wallet, limit, after.created_at, after.order_id
+                )
+        return [_order(r) for r in rows]
+
+    async def ping(self) -> None:
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            await conn.fetchval("SELECT 1")
