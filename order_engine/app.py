@@ -142,7 +142,7 @@ def _venues(settings: Settings, chain: SimulatedChain) -> list[SimulatedVenue]:
 
 async def close_websockets(app: web.Application) -> None:
     """On shutdown, tell every client to reconnect elsewhere (1001), all at once."""
-    sockets = list(app[WEBSOCKETS])
+    sockets = [*app[WEBSOCKETS]]
     await asyncio.gather(
         *(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down") for ws in sockets),
         return_exceptions=True,

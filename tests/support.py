@@ -1,0 +1,46 @@
+"""What many tests share: a valid order body, and following an order's socket to its end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+WALLET = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
+OTHER_WALLET = "DRpbCBMxVnDK7maPM5tGv6MvB3v1sRMC86PZ8okm21hy"
+STATUS_PATH = ["pending", "routing", "building", "submitted", "confirmed"]
+
+Client = TestClient[web.Request, web.Application]
+
+
+def order_body(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "userWallet": WALLET,
+        "inputToken": "SOL",
+        "outputToken": "USDC",
+        "inputAmount": "1.5",
+    }
+    body.update(changes)
+    return body
+
+
+async def execute(client: Client, **changes: Any) -> dict[str, Any]:
+    resp = await client.post("/api/orders/execute", json=order_body(**changes))
+    assert resp.status == 202, await resp.text()
+    body: dict[str, Any] = await resp.json()
+    return body
+
+
+async def follow(client: Client, path: str) -> tuple[list[dict[str, Any]], int | None]:
+    """Every message a socket sends until the server closes it, and the close code."""
+    ws = await client.ws_connect(path)
+    messages = [msg.json() async for msg in ws]
+    return messages, ws.close_code
+
+
+async def follow_order(client: Client, order_id: str) -> list[dict[str, Any]]:
+    """The status messages of an order until its socket closes normally after the end."""
+    messages, code = await follow(client, f"/ws/orders/{order_id}")
+    assert code == 1000, (code, messages)
+    return messages
