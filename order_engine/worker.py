@@ -8,6 +8,7 @@ memory that another process could be running; each entry runs in its own task, a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from redis.exceptions import RedisError
@@ -35,7 +36,7 @@ class WorkerPool:
         self._block_ms = block_ms
         self._tasks: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
-        self._stopping = False
+        self._stopping = asyncio.Event()
         self._fetcher: asyncio.Task[None] | None = None
 
     @property
@@ -52,7 +53,7 @@ class WorkerPool:
         A cancelled order is not acknowledged: its entry stays pending for a later
         delivery, and every status it reached was committed whole.
         """
-        self._stopping = True
+        self._stopping.set()
         self._slot_freed.set()
         if self._fetcher is not None:
             # Not cancelled: a cancelled XREADGROUP can leave its connection a reply
@@ -69,7 +70,7 @@ class WorkerPool:
 
     async def _fetch_loop(self) -> None:
         failures = 0
-        while not self._stopping:
+        while not self._stopping.is_set():
             free = self._concurrency - len(self._tasks)
             if free <= 0:
                 self._slot_freed.clear()
@@ -81,7 +82,8 @@ class WorkerPool:
                 failures += 1
                 delay = min(0.1 * 2**failures, 5.0)
                 log.warning("queue read failed (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
                 continue
             failures = 0
             for entry in entries:

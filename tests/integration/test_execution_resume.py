@@ -1,0 +1,137 @@
+"""An order picked up again carries on from its stored status and never swaps twice."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import asyncpg
+import attrs
+import pytest
+import redis.asyncio as aioredis
+
+from order_engine.hub import Hub
+from order_engine.orders import Changes, NewOrder, OrderStatus, OrderType
+from order_engine.routing.chain import SimulatedChain
+from order_engine.routing.router import Router
+from order_engine.routing.simulated import SimulatedVenue, meteora_pools, raydium_pools
+from order_engine.services.execution import Executor
+from order_engine.services.transitions import Transitions
+from order_engine.store import OrderStore, create_pool
+from tests.support import WALLET
+
+NEW = NewOrder(
+    type=OrderType.MARKET,
+    user_wallet=WALLET,
+    input_token="SOL",
+    output_token="USDC",
+    input_amount=Decimal("3"),
+    slippage_bps=100,
+    limit_price=None,
+    expires_at=None,
+)
+
+
+@attrs.frozen
+class Engine:
+    store: OrderStore
+    executor: Executor
+
+
+@pytest.fixture
+async def engine(db_url: str, redis: aioredis.Redis, redis_prefix: str) -> AsyncIterator[Engine]:
+    pool = await create_pool(db_url, min_size=1, max_size=5, command_timeout=10)
+    hub = Hub(redis, f"{redis_prefix}events", buffer_size=16)
+    store = OrderStore(pool)
+    chain = SimulatedChain(pool)
+    venues = [
+        SimulatedVenue(
+            name,
+            pools,
+            chain,
+            quote_delay_s=0,
+            execution_delay_s=0,
+            failure_rate=0,
+            rng=random.Random(1),
+        )
+        for name, pools in (("raydium", raydium_pools()), ("meteora", meteora_pools()))
+    ]
+    router = Router(venues, quote_timeout_s=1)
+    yield Engine(store, Executor(store, Transitions(store, hub), router))
+    await pool.close()
+
+
+async def test_run_twice_swaps_once(engine: Engine, db: asyncpg.Connection) -> None:
+    order, _ = await engine.store.insert_order(NEW, queued=True)
+    first = await engine.executor.run(order.id)
+    again = await engine.executor.run(order.id)
+    assert first is not None
+    assert again == first
+    assert first.status is OrderStatus.CONFIRMED
+    assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 1
+    assert await db.fetchval("SELECT count(*) FROM order_events") == 5
+
+
+@pytest.mark.parametrize("stopped_at", [OrderStatus.ROUTING, OrderStatus.BUILDING])
+async def test_resumes_from_a_stored_status(
+    engine: Engine, db: asyncpg.Connection, stopped_at: OrderStatus
+) -> None:
+    """As if a worker died right after committing `stopped_at`."""
+    order, _ = await engine.store.insert_order(NEW, queued=True)
+    await engine.store.transition(
+        order.id,
+        OrderStatus.ROUTING,
+        Changes(dex="raydium", quoted_amount_out=Decimal("440"), attempts=1),
+    )
+    if stopped_at is OrderStatus.BUILDING:
+        await engine.store.transition(
+            order.id,
+            OrderStatus.BUILDING,
+            Changes(min_amount_out=Decimal("435.6"), tx_hash="sig-from-before-the-crash"),
+        )
+    done = await engine.executor.run(order.id)
+    assert done is not None
+    assert done.status is OrderStatus.CONFIRMED
+    assert done.dex == "raydium"  # the stored route, not a fresh one
+    events = await db.fetch("SELECT seq, status FROM order_events ORDER BY seq")
+    assert [e["status"] for e in events] == [
+        "pending",
+        "routing",
+        "building",
+        "submitted",
+        "confirmed",
+    ]
+    if stopped_at is OrderStatus.BUILDING:
+        assert done.tx_hash == "sig-from-before-the-crash"
+    swaps = await db.fetch("SELECT signature FROM chain_swaps")
+    assert [s["signature"] for s in swaps] == [done.tx_hash]
+
+
+async def test_submitted_order_already_settled_is_confirmed_without_sending_again(
+    engine: Engine, db: asyncpg.Connection
+) -> None:
+    """The worker died after the chain settled the swap but before `confirmed` was written:
+    the chain is asked first, and its receipt confirms the order."""
+    order, _ = await engine.store.insert_order(NEW, queued=True)
+    await engine.store.transition(
+        order.id, OrderStatus.ROUTING, Changes(dex="meteora", quoted_amount_out=Decimal("449"))
+    )
+    await engine.store.transition(
+        order.id, OrderStatus.BUILDING, Changes(min_amount_out=Decimal("1"), tx_hash="sig-1")
+    )
+    await engine.store.transition(order.id, OrderStatus.SUBMITTED)
+    await db.execute(
+        """
+        INSERT INTO chain_swaps (signature, order_id, dex, input_token, output_token,
+                                 input_amount, amount_out, executed_price)
+        VALUES ('sig-1', $1, 'meteora', 'SOL', 'USDC', 3, 448.5, 149.5)
+        """,
+        order.id,
+    )
+    done = await engine.executor.run(order.id)
+    assert done is not None
+    assert done.status is OrderStatus.CONFIRMED
+    assert done.amount_out == Decimal("448.5")
+    assert done.executed_price == Decimal("149.5")
+    assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 1
