@@ -44,7 +44,8 @@ class WorkerPool:
         return len(self._tasks)
 
     async def start(self) -> None:
-        await self._queue.ensure_group()
+        # No Redis call here: the first read creates the group if it is missing, and a
+        # Redis that is down at start-up is retried like any later outage.
         self._fetcher = asyncio.create_task(self._fetch_loop(), name="worker-fetch")
 
     async def stop(self) -> None:
