@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Context, Decimal
+from decimal import ROUND_DOWN, Context, Decimal, localcontext
 
 import attrs
 
@@ -10,6 +10,9 @@ from order_engine.routing.tokens import Token
 
 BPS = Decimal(10_000)
 _PRICE_CONTEXT = Context(prec=18)
+# Wide enough that the reserves and any input stay exact, and rounding toward zero so
+# that the division can never round up to more than the pool holds.
+_SWAP_CONTEXT = Context(prec=60, rounding=ROUND_DOWN)
 
 
 def price_of(amount_in: Decimal, amount_out: Decimal) -> Decimal:
@@ -53,9 +56,11 @@ class ConstantProductPool:
 
     def quote(self, input_symbol: str, amount_in: Decimal) -> Quote:
         token_out, reserve_in, reserve_out = self._sides(input_symbol)
-        in_after_fee = amount_in * (BPS - self.fee_bps) / BPS
-        amount_out = token_out.round_down(reserve_out * in_after_fee / (reserve_in + in_after_fee))
-        impact = (in_after_fee / (reserve_in + in_after_fee) * BPS).quantize(Decimal("0.01"))
+        with localcontext(_SWAP_CONTEXT):
+            in_after_fee = amount_in * (BPS - self.fee_bps) / BPS
+            exact_out = reserve_out * in_after_fee / (reserve_in + in_after_fee)
+            impact = (in_after_fee / (reserve_in + in_after_fee) * BPS).quantize(Decimal("0.01"))
+        amount_out = token_out.round_down(exact_out)
         return Quote(
             dex=self.dex,
             input_token=input_symbol,
