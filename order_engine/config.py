@@ -65,8 +65,9 @@ class _Var:
 def _positive(parse: Callable[[str], T]) -> Callable[[str], T]:
     def parse_positive(raw: str) -> T:
         value = parse(raw)
-        if value <= 0:  # type: ignore[operator]
-            raise ValueError("must be greater than 0")
+        # `not (value > 0)` rather than `value <= 0`, so that nan is refused too.
+        if not value > 0 or value == float("inf"):  # type: ignore[operator]
+            raise ValueError("must be a finite number greater than 0")
         return value
 
     return parse_positive

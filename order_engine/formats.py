@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
+
+# normalize() rounds to the context's precision; this one keeps every stored digit.
+_EXACT = Context(prec=100)
 
 
 def decimal_str(value: Decimal) -> str:
     """Plain notation, no exponent and no trailing zeros: Decimal("1.50E+3") -> "1500"."""
-    text = format(value.normalize(), "f")
+    text = format(value.normalize(_EXACT), "f")
     return "0" if text == "-0" else text
 
 

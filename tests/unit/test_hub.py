@@ -1,0 +1,212 @@
+"""The hub's in-process parts: bounded subscriptions, local fan-out, the relay's wire format.
+
+Hub takes a Redis client but local delivery never touches it; the real `redis` fixture is
+passed anyway so nothing here is a stand-in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import redis.asyncio as aioredis
+
+from order_engine.hub import Hub, SubscriberDropped, Subscription, decode_event, encode_event
+from order_engine.orders import OrderEvent, OrderStatus
+from tests.support import OTHER_WALLET, WALLET
+
+
+def event(order_id: uuid.UUID | None = None, seq: int = 1, wallet: str = WALLET) -> OrderEvent:
+    return OrderEvent(
+        order_id=order_id or uuid.uuid4(),
+        user_wallet=wallet,
+        seq=seq,
+        status=OrderStatus.ROUTING,
+        timestamp=datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC),
+        data={"seq": seq},
+    )
+
+
+def make_hub(redis: aioredis.Redis, redis_prefix: str, buffer_size: int) -> Hub:
+    return Hub(redis, f"{redis_prefix}events", buffer_size=buffer_size)
+
+
+async def next_event(sub: Subscription) -> OrderEvent:
+    """The next event, failing rather than hanging if delivery is broken.
+
+    deliver_local is synchronous, so a correct hub has the event buffered already; the
+    timeout only turns a regression into a failure instead of a stuck test run.
+    """
+    return await asyncio.wait_for(sub.get(), timeout=2)
+
+
+async def test_subscription_returns_buffered_events_in_order() -> None:
+    sub = Subscription(buffer_size=3)
+    events = [event(seq=n) for n in (1, 2, 3)]
+    for e in events:
+        assert sub.deliver(e)
+    assert [await next_event(sub) for _ in events] == events
+    assert not sub.dropped
+
+
+async def test_subscription_get_waits_for_the_next_delivery() -> None:
+    sub = Subscription(buffer_size=1)
+    waiting = asyncio.create_task(sub.get())
+    # One turn of the loop (no timed wait) so the reader is parked on the empty buffer
+    # before anything arrives; otherwise this would only re-test buffered reads.
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    expected = event()
+    sub.deliver(expected)
+    assert await asyncio.wait_for(waiting, timeout=2) == expected
+
+
+async def test_overflowing_subscription_is_dropped_and_reader_gets_subscriber_dropped() -> None:
+    sub = Subscription(buffer_size=2)
+    assert sub.deliver(event(seq=1))
+    assert sub.deliver(event(seq=2))
+    assert not sub.dropped
+    # The third event does not fit: the publisher must not wait for a slow reader.
+    assert not sub.deliver(event(seq=3))
+    assert sub.dropped
+    # Buffered events are not handed out after a drop: the reader has a gap either way
+    # and must catch up by replay from Postgres.
+    with pytest.raises(SubscriberDropped):
+        await sub.get()
+
+
+async def test_dropped_subscription_refuses_further_events() -> None:
+    sub = Subscription(buffer_size=1)
+    sub.deliver(event(seq=1))
+    sub.deliver(event(seq=2))
+    assert sub.dropped
+    assert not sub.deliver(event(seq=3))
+    with pytest.raises(SubscriberDropped):
+        await sub.get()
+
+
+async def test_deliver_local_reaches_order_and_wallet_subscribers(
+    redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    hub = make_hub(redis, redis_prefix, buffer_size=4)
+    order_id = uuid.uuid4()
+    with hub.subscribe_order(order_id) as by_order, hub.subscribe_wallet(WALLET) as by_wallet:
+        assert hub.subscriber_count == 2
+        published = event(order_id)
+        hub.deliver_local(published)
+        assert await next_event(by_order) == published
+        assert await next_event(by_wallet) == published
+
+
+async def test_deliver_local_skips_subscribers_of_other_orders_and_wallets(
+    redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    # A buffer of one makes a stray delivery visible: it would take the slot, so the
+    # expected event would overflow and drop the subscriber.
+    hub = make_hub(redis, redis_prefix, buffer_size=1)
+    order_id = uuid.uuid4()
+    with hub.subscribe_order(order_id) as by_order, hub.subscribe_wallet(WALLET) as by_wallet:
+        hub.deliver_local(event(uuid.uuid4(), wallet=OTHER_WALLET))
+        own = event(order_id)
+        hub.deliver_local(own)
+        assert not by_order.dropped
+        assert not by_wallet.dropped
+        assert await next_event(by_order) == own
+        assert await next_event(by_wallet) == own
+
+
+async def test_wallet_subscriber_gets_every_order_of_that_wallet(
+    redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    hub = make_hub(redis, redis_prefix, buffer_size=4)
+    first, second = event(uuid.uuid4()), event(uuid.uuid4())
+    with hub.subscribe_wallet(WALLET) as by_wallet:
+        hub.deliver_local(first)
+        hub.deliver_local(second)
+        assert [await next_event(by_wallet), await next_event(by_wallet)] == [first, second]
+
+
+async def test_every_subscriber_of_an_order_gets_the_event(
+    redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    hub = make_hub(redis, redis_prefix, buffer_size=4)
+    order_id = uuid.uuid4()
+    with hub.subscribe_order(order_id) as one, hub.subscribe_order(order_id) as two:
+        published = event(order_id)
+        hub.deliver_local(published)
+        assert await next_event(one) == published
+        assert await next_event(two) == published
+
+
+async def test_leaving_the_subscription_stops_delivery(
+    redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    hub = make_hub(redis, redis_prefix, buffer_size=1)
+    order_id = uuid.uuid4()
+    with hub.subscribe_order(order_id) as by_order, hub.subscribe_wallet(WALLET) as by_wallet:
+        pass
+    assert hub.subscriber_count == 0
+    # Two events into a buffer of one would drop a subscriber still registered.
+    hub.deliver_local(event(order_id, seq=1))
+    hub.deliver_local(event(order_id, seq=2))
+    assert not by_order.dropped
+    assert not by_wallet.dropped
+
+
+async def test_slow_subscriber_is_dropped_without_affecting_others(
+    redis: aioredis.Redis, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub = make_hub(redis, redis_prefix, buffer_size=2)
+    order_id = uuid.uuid4()
+    with hub.subscribe_order(order_id) as slow, hub.subscribe_order(order_id) as fast:
+        first = event(order_id, seq=1)
+        hub.deliver_local(first)
+        assert await next_event(fast) == first
+        with caplog.at_level(logging.WARNING, logger="order_engine.hub"):
+            hub.deliver_local(event(order_id, seq=2))
+            hub.deliver_local(event(order_id, seq=3))
+        assert slow.dropped
+        assert not fast.dropped
+        assert [(await next_event(fast)).seq, (await next_event(fast)).seq] == [2, 3]
+        with pytest.raises(SubscriberDropped):
+            await slow.get()
+    assert any("dropped a slow subscriber" in r.getMessage() for r in caplog.records)
+
+
+def test_encoded_event_decodes_to_the_same_event_and_origin() -> None:
+    original = OrderEvent(
+        order_id=uuid.uuid4(),
+        user_wallet=WALLET,
+        seq=42,
+        status=OrderStatus.CONFIRMED,
+        timestamp=datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC),
+        data={"txHash": "5x", "amountOut": "12.5", "route": ["raydium"], "nested": {"a": None}},
+    )
+    origin, decoded = decode_event(encode_event(original, "process-a"))
+    assert origin == "process-a"
+    assert decoded == original
+    # Microseconds and the offset survive: replay ordering compares these timestamps.
+    assert decoded.timestamp.utcoffset() == timedelta(0)
+    assert decoded.status is OrderStatus.CONFIRMED
+
+
+def test_decode_accepts_bytes_as_redis_delivers_them() -> None:
+    original = event(seq=7)
+    payload = encode_event(original, "p").encode()
+    assert decode_event(payload) == ("p", original)
+
+
+@pytest.mark.parametrize("status", list(OrderStatus))
+def test_every_status_survives_the_relay(status: OrderStatus) -> None:
+    original = OrderEvent(
+        order_id=uuid.uuid4(),
+        user_wallet=OTHER_WALLET,
+        seq=1,
+        status=status,
+        timestamp=datetime(2026, 1, 1, 12, 0, tzinfo=timezone(timedelta(hours=-5))),
+        data={},
+    )
+    assert decode_event(encode_event(original, "o"))[1] == original
