@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -31,7 +30,7 @@ from order_engine.hub import Hub
 from order_engine.queue import OrderQueue
 from order_engine.routing.chain import SimulatedChain
 from order_engine.routing.router import Router
-from order_engine.routing.simulated import SimulatedVenue, meteora_pools, raydium_pools
+from order_engine.routing.simulated import SimulatedVenue, simulated_venues
 from order_engine.services.execution import Executor
 from order_engine.services.health import HealthCheck
 from order_engine.services.orders import OrderService
@@ -125,19 +124,13 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def _venues(settings: Settings, chain: SimulatedChain) -> list[SimulatedVenue]:
-    seed = settings.mock_dex_seed
-    return [
-        SimulatedVenue(
-            name,
-            pools,
-            chain,
-            quote_delay_s=settings.mock_dex_quote_delay_ms / 1000,
-            execution_delay_s=settings.mock_dex_execution_delay_ms / 1000,
-            failure_rate=settings.mock_dex_failure_rate,
-            rng=random.Random(f"{seed}:{name}") if seed is not None else random.Random(),
-        )
-        for name, pools in (("raydium", raydium_pools()), ("meteora", meteora_pools()))
-    ]
+    return simulated_venues(
+        chain,
+        quote_delay_s=settings.mock_dex_quote_delay_ms / 1000,
+        execution_delay_s=settings.mock_dex_execution_delay_ms / 1000,
+        failure_rate=settings.mock_dex_failure_rate,
+        seed=settings.mock_dex_seed,
+    )
 
 
 async def close_websockets(app: web.Application) -> None:

@@ -114,3 +114,26 @@ def meteora_pools() -> list[ConstantProductPool]:
         _pool("meteora", "JUP", "USDC", "4000000", "3200000", 20),
         _pool("meteora", "WIF", "SOL", "1000000", "12050", 20),
     ]
+
+
+def simulated_venues(
+    chain: SimulatedChain,
+    *,
+    quote_delay_s: float,
+    execution_delay_s: float,
+    failure_rate: float,
+    seed: int | None,
+) -> list[SimulatedVenue]:
+    """Raydium and Meteora over fresh pools; a seed makes each venue's failures repeatable."""
+    return [
+        SimulatedVenue(
+            name,
+            pools,
+            chain,
+            quote_delay_s=quote_delay_s,
+            execution_delay_s=execution_delay_s,
+            failure_rate=failure_rate,
+            rng=random.Random(f"{seed}:{name}") if seed is not None else random.Random(),
+        )
+        for name, pools in (("raydium", raydium_pools()), ("meteora", meteora_pools()))
+    ]

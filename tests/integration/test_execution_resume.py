@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -15,7 +14,7 @@ from order_engine.hub import Hub
 from order_engine.orders import Changes, NewOrder, OrderStatus, OrderType
 from order_engine.routing.chain import SimulatedChain
 from order_engine.routing.router import Router
-from order_engine.routing.simulated import SimulatedVenue, meteora_pools, raydium_pools
+from order_engine.routing.simulated import simulated_venues
 from order_engine.services.execution import Executor
 from order_engine.services.transitions import Transitions
 from order_engine.store import OrderStore, create_pool
@@ -45,18 +44,7 @@ async def engine(db_url: str, redis: aioredis.Redis, redis_prefix: str) -> Async
     hub = Hub(redis, f"{redis_prefix}events", buffer_size=16)
     store = OrderStore(pool)
     chain = SimulatedChain(pool)
-    venues = [
-        SimulatedVenue(
-            name,
-            pools,
-            chain,
-            quote_delay_s=0,
-            execution_delay_s=0,
-            failure_rate=0,
-            rng=random.Random(1),
-        )
-        for name, pools in (("raydium", raydium_pools()), ("meteora", meteora_pools()))
-    ]
+    venues = simulated_venues(chain, quote_delay_s=0, execution_delay_s=0, failure_rate=0, seed=1)
     router = Router(venues, quote_timeout_s=1)
     yield Engine(store, Executor(store, Transitions(store, hub), router))
     await pool.close()

@@ -15,7 +15,7 @@ import pytest
 from order_engine.routing.chain import SimulatedChain
 from order_engine.routing.pools import ConstantProductPool, Quote
 from order_engine.routing.router import NoRoute, Router, choose_best, min_amount_out
-from order_engine.routing.simulated import SimulatedVenue, meteora_pools, raydium_pools
+from order_engine.routing.simulated import meteora_pools, raydium_pools, simulated_venues
 from order_engine.routing.tokens import TOKENS, Token
 from order_engine.routing.venues import (
     NoPool,
@@ -437,18 +437,7 @@ class _UnusedChain(SimulatedChain):
 
 def _simulated_router() -> Router:
     chain = _UnusedChain()
-    venues = [
-        SimulatedVenue(
-            name,
-            pools,
-            chain,
-            quote_delay_s=0,
-            execution_delay_s=0,
-            failure_rate=0,
-            rng=random.Random(0),
-        )
-        for name, pools in (("raydium", raydium_pools()), ("meteora", meteora_pools()))
-    ]
+    venues = simulated_venues(chain, quote_delay_s=0, execution_delay_s=0, failure_rate=0, seed=0)
     return Router(venues, quote_timeout_s=1)
 
 
