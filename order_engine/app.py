@@ -30,7 +30,7 @@ from order_engine.hub import Hub
 from order_engine.queue import OrderQueue
 from order_engine.routing.chain import SimulatedChain
 from order_engine.routing.router import Router
-from order_engine.routing.simulated import SimulatedVenue, simulated_venues
+from order_engine.routing.simulated import simulated_venues
 from order_engine.services.execution import Executor
 from order_engine.services.health import HealthCheck
 from order_engine.services.orders import OrderService
@@ -97,10 +97,14 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HUB] = hub
     app[QUEUE] = queue
     app[ORDERS] = OrderService(store, queue, hub, transitions)
-    router = Router(
-        _venues(settings, SimulatedChain(app[DB_POOL])),
-        quote_timeout_s=settings.quote_timeout_ms / 1000,
+    venues = simulated_venues(
+        SimulatedChain(app[DB_POOL]),
+        quote_delay_s=settings.mock_dex_quote_delay_ms / 1000,
+        execution_delay_s=settings.mock_dex_execution_delay_ms / 1000,
+        failure_rate=settings.mock_dex_failure_rate,
+        seed=settings.mock_dex_seed,
     )
+    router = Router(venues, quote_timeout_s=settings.quote_timeout_ms / 1000)
     workers = WorkerPool(
         queue,
         Executor(store, transitions, router),
@@ -121,16 +125,6 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     await workers.start()
     yield
     await workers.stop()
-
-
-def _venues(settings: Settings, chain: SimulatedChain) -> list[SimulatedVenue]:
-    return simulated_venues(
-        chain,
-        quote_delay_s=settings.mock_dex_quote_delay_ms / 1000,
-        execution_delay_s=settings.mock_dex_execution_delay_ms / 1000,
-        failure_rate=settings.mock_dex_failure_rate,
-        seed=settings.mock_dex_seed,
-    )
 
 
 async def close_websockets(app: web.Application) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -65,8 +66,7 @@ class _Var:
 def _positive(parse: Callable[[str], T]) -> Callable[[str], T]:
     def parse_positive(raw: str) -> T:
         value = parse(raw)
-        # `not (value > 0)` rather than `value <= 0`, so that nan is refused too.
-        if not value > 0 or value == float("inf"):  # type: ignore[operator]
+        if not (math.isfinite(value) and value > 0):  # type: ignore[arg-type,operator]
             raise ValueError("must be a finite number greater than 0")
         return value
 

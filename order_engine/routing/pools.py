@@ -58,9 +58,10 @@ class ConstantProductPool:
         token_out, reserve_in, reserve_out = self._sides(input_symbol)
         with localcontext(_SWAP_CONTEXT):
             in_after_fee = amount_in * (BPS - self.fee_bps) / BPS
-            exact_out = reserve_out * in_after_fee / (reserve_in + in_after_fee)
-            impact = (in_after_fee / (reserve_in + in_after_fee) * BPS).quantize(Decimal("0.01"))
+            reserve_in_after = reserve_in + in_after_fee
+            exact_out = reserve_out * in_after_fee / reserve_in_after
         amount_out = token_out.round_down(exact_out)
+        impact = (in_after_fee / reserve_in_after * BPS).quantize(Decimal("0.01"))
         return Quote(
             dex=self.dex,
             input_token=input_symbol,

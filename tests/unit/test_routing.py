@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import math
 import random
+import uuid
 from decimal import Decimal
 from fractions import Fraction
 
@@ -469,3 +470,47 @@ async def test_pair_on_one_venue_only_routes_there() -> None:
 async def test_pair_on_no_venue_has_no_route() -> None:
     with pytest.raises(NoRoute):
         await _simulated_router().route(BONK, JUP, Decimal(1))
+
+
+class _Reached(Exception):
+    """Raised by _ProbeChain: the swap got past the simulated network failure."""
+
+
+class _ProbeChain(_UnusedChain):
+    async def find(self, signature: str) -> SwapReceipt | None:
+        raise _Reached
+
+
+async def _failure_pattern(seed: int, dex: str) -> list[bool]:
+    """For 40 swaps on one venue, whether each failed with a simulated network error."""
+    venues = simulated_venues(
+        _ProbeChain(), quote_delay_s=0, execution_delay_s=0, failure_rate=0.5, seed=seed
+    )
+    venue = next(v for v in venues if v.name == dex)
+    tx = SwapTransaction(
+        signature="sig",
+        order_id=uuid.uuid4(),
+        dex=dex,
+        input_token="SOL",
+        output_token="USDC",
+        input_amount=Decimal(1),
+        min_amount_out=Decimal(0),
+    )
+    pattern = []
+    for _ in range(40):
+        try:
+            await venue.execute(tx)
+        except VenueUnavailable:
+            pattern.append(True)
+        except _Reached:
+            pattern.append(False)
+    return pattern
+
+
+@pytest.mark.parametrize("dex", ["raydium", "meteora"])
+async def test_a_seed_makes_each_venues_failures_repeatable(dex: str) -> None:
+    first = await _failure_pattern(7, dex)
+    assert first == await _failure_pattern(7, dex)
+    assert any(first)
+    assert not all(first)
+    assert first != await _failure_pattern(8, dex)
