@@ -29,8 +29,14 @@ class OrderNotFound(Exception):
 
 
 class StatusConflict(Exception):
-    def __init__(self, order_id: uuid.UUID, current: OrderStatus, wanted: OrderStatus) -> None:
-        super().__init__(f"order {order_id} is {current}; it cannot become {wanted}")
+    def __init__(
+        self,
+        order_id: uuid.UUID,
+        current: OrderStatus,
+        wanted: OrderStatus,
+        message: str | None = None,
+    ) -> None:
+        super().__init__(message or f"order {order_id} is {current}; it cannot become {wanted}")
         self.order_id = order_id
         self.current = current
         self.wanted = wanted
@@ -107,6 +113,15 @@ SELECT {_ORDER_COLUMNS} FROM orders
 WHERE user_wallet = $1 AND (created_at, id) < ($3, $4)
 ORDER BY created_at DESC, id DESC
 LIMIT $2
+"""
+
+
+# Marks a created (pending, never queued) order as queued; of concurrent callers exactly
+# one matches, because the UPDATE re-checks queued_at under the row lock.
+_MARK_QUEUED = f"""
+UPDATE orders SET queued_at = now(), updated_at = now()
+WHERE id = $1 AND status = 'pending' AND queued_at IS NULL
+RETURNING {_ORDER_COLUMNS}
 """
 
 
@@ -250,6 +265,31 @@ class OrderStore:
             data=event_data,
         )
         return order, event
+
+    async def mark_queued(self, order_id: uuid.UUID) -> Order:
+        """Claim a pending, never-queued order for execution.
+
+        Raises StatusConflict when it is queued already or no longer pending, OrderNotFound
+        when there is no such order.
+        """
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            row = await conn.fetchrow(_MARK_QUEUED, order_id)
+            if row is None:
+                current = await conn.fetchval(_GET_STATUS, order_id)
+                if current is None:
+                    raise OrderNotFound(order_id)
+                status = OrderStatus(current)
+                detail = (
+                    "is queued for execution already" if status == "pending" else f"is {status}"
+                )
+                raise StatusConflict(
+                    order_id,
+                    status,
+                    OrderStatus.ROUTING,
+                    f"order {order_id} {detail}; only a pending order that was never "
+                    "executed can be executed",
+                )
+        return _order(row)
 
     async def get_order(self, order_id: uuid.UUID) -> Order | None:
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:

@@ -11,6 +11,7 @@ from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from order_engine.appkeys import SETTINGS
 from order_engine.store import OrderNotFound, StatusConflict
 
 log = logging.getLogger(__name__)
@@ -84,10 +85,33 @@ def _from_http_exception(exc: web.HTTPException) -> ApiError:
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+JSON_CONTENT_TYPE = "application/json"
+
+
+def check_body(request: web.Request) -> None:
+    """Refuse a body that is too large or not JSON before any handler reads it.
+
+    A request without a body (e.g. POST /api/orders/{orderId}/cancel) needs no content
+    type; the size is checked again by aiohttp while the body is read, for chunked bodies.
+    An unknown route or method is left to its 404 or 405.
+    """
+    if request.match_info.http_exception is not None:
+        return
+    limit = request.app[SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "payload_too_large", f"request body is over the {limit}-byte limit")
+    if request.body_exists and request.content_type != JSON_CONTENT_TYPE:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"expected Content-Type {JSON_CONTENT_TYPE}, got {request.content_type or 'none'}",
+        )
+
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        check_body(request)
         return await handler(request)
     except ApiError as exc:
         return error_response(exc)

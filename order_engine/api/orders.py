@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from order_engine.api.errors import ApiError
 from order_engine.api.schemas import (
     parse_int_param,
     parse_json,
@@ -21,12 +20,6 @@ DEFAULT_PAGE = 50
 
 
 async def _read_order(request: web.Request) -> NewOrder:
-    if request.content_type != "application/json":
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"expected Content-Type application/json, got {request.content_type or 'none'}",
-        )
     payload = parse_json(await request.read())
     return parse_order(payload, max_input_amount=request.app[SETTINGS].max_input_amount)
 
@@ -41,6 +34,18 @@ async def execute_new_order(request: web.Request) -> web.Response:
     body = order_json(order)
     body["wsUrl"] = f"/ws/orders/{order.id}"
     return web.json_response(body, status=202)
+
+
+async def execute_order(request: web.Request) -> web.Response:
+    order_id = parse_order_id(request.match_info["orderId"])
+    order = await request.app[ORDERS].execute(order_id)
+    return web.json_response(order_json(order), status=202)
+
+
+async def cancel_order(request: web.Request) -> web.Response:
+    order_id = parse_order_id(request.match_info["orderId"])
+    order = await request.app[ORDERS].cancel(order_id)
+    return web.json_response(order_json(order))
 
 
 async def get_order(request: web.Request) -> web.Response:

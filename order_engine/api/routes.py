@@ -16,6 +16,8 @@ def setup_routes(app: web.Application) -> None:
             web.get("/api/orders/user/{wallet}", orders.list_wallet_orders),
             web.get("/api/orders/{orderId}", orders.get_order),
             web.get("/api/orders/{orderId}/events", orders.get_events),
+            web.post("/api/orders/{orderId}/execute", orders.execute_order),
+            web.post("/api/orders/{orderId}/cancel", orders.cancel_order),
             web.get("/ws/orders/{orderId}", ws.order_socket),
             web.get("/health", health.health),
         ]

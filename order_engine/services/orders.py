@@ -35,19 +35,41 @@ class OrderService:
         order, event = await self._store.insert_order(new, queued=execute)
         await self._hub.publish(event)
         if execute:
-            try:
-                await self._queue.enqueue(order.id)
-            except (RedisError, OSError) as exc:
-                reason = f"the order could not be queued: {exc}"
-                log.error("order %s: %s", order.id, reason)
-                await self._transitions.apply(
-                    order.id,
-                    OrderStatus.FAILED,
-                    Changes(failure_code=FailureCode.ENQUEUE_FAILED.value, failure_reason=reason),
-                    {"code": FailureCode.ENQUEUE_FAILED.value, "reason": reason, "attempt": 0},
-                )
-                raise
+            await self._enqueue_or_fail(order)
         return order
+
+    async def execute(self, order_id: uuid.UUID) -> Order:
+        """Queue a created order; StatusConflict if it was queued before or is not pending.
+
+        Of concurrent calls exactly one gets past the store's conditional update.
+        """
+        order = await self._store.mark_queued(order_id)
+        await self._enqueue_or_fail(order)
+        return order
+
+    async def cancel(self, order_id: uuid.UUID) -> Order:
+        """Cancel a pending or waiting order; StatusConflict from any other status.
+
+        A queue entry of the order may still be read later: the worker finds the order
+        terminal and acknowledges the entry without running anything.
+        """
+        return await self._transitions.apply(
+            order_id, OrderStatus.CANCELLED, data={"reason": "cancelled by the user"}
+        )
+
+    async def _enqueue_or_fail(self, order: Order) -> None:
+        try:
+            await self._queue.enqueue(order.id)
+        except (RedisError, OSError) as exc:
+            reason = f"the order could not be queued: {exc}"
+            log.error("order %s: %s", order.id, reason)
+            await self._transitions.apply(
+                order.id,
+                OrderStatus.FAILED,
+                Changes(failure_code=FailureCode.ENQUEUE_FAILED.value, failure_reason=reason),
+                {"code": FailureCode.ENQUEUE_FAILED.value, "reason": reason, "attempt": 0},
+            )
+            raise
 
     async def get(self, order_id: uuid.UUID) -> Order:
         order = await self._store.get_order(order_id)
