@@ -101,19 +101,32 @@ WHERE e.order_id = $1 AND e.seq > $2
 ORDER BY e.seq
 """
 
-_LIST_WALLET_ORDERS_FIRST = f"""
+
+def _wallet_orders_query(*, status: bool, after: bool) -> str:
+    """A page of a wallet's orders: $1 wallet, $2 limit, then status, then the keyset.
+
+    Each shape is its own statement, so that each plans as one range of an index
+    (orders_wallet_created_idx, or orders_wallet_status_created_idx with a status).
+    """
+    conditions = ["user_wallet = $1"]
+    if status:
+        conditions.append("status = $3")
+    if after:
+        first = 4 if status else 3
+        conditions.append(f"(created_at, id) < (${first}, ${first + 1})")
+    return f"""
 SELECT {_ORDER_COLUMNS} FROM orders
-WHERE user_wallet = $1
+WHERE {" AND ".join(conditions)}
 ORDER BY created_at DESC, id DESC
 LIMIT $2
 """
 
-_LIST_WALLET_ORDERS_AFTER = f"""
-SELECT {_ORDER_COLUMNS} FROM orders
-WHERE user_wallet = $1 AND (created_at, id) < ($3, $4)
-ORDER BY created_at DESC, id DESC
-LIMIT $2
-"""
+
+WALLET_ORDER_QUERIES = {
+    (status, after): _wallet_orders_query(status=status, after=after)
+    for status in (False, True)
+    for after in (False, True)
+}
 
 
 # Marks a created (pending, never queued) order as queued; of concurrent callers exactly
@@ -302,16 +315,22 @@ class OrderStore:
         return [_event(r) for r in rows]
 
     async def list_wallet_orders(
-        self, wallet: str, *, limit: int, after: WalletCursor | None = None
+        self,
+        wallet: str,
+        *,
+        limit: int,
+        after: WalletCursor | None = None,
+        status: OrderStatus | None = None,
     ) -> list[Order]:
-        """A wallet's orders, newest first, starting after `after` when given."""
+        """A wallet's orders, newest first, starting after `after`, only in `status` if given."""
+        args: list[object] = [wallet, limit]
+        if status is not None:
+            args.append(status.value)
+        if after is not None:
+            args.extend((after.created_at, after.order_id))
+        query = WALLET_ORDER_QUERIES[status is not None, after is not None]
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
-            if after is None:
-                rows = await conn.fetch(_LIST_WALLET_ORDERS_FIRST, wallet, limit)
-            else:
-                rows = await conn.fetch(
-                    _LIST_WALLET_ORDERS_AFTER, wallet, limit, after.created_at, after.order_id
-                )
+            rows = await conn.fetch(query, *args)
         return [_order(r) for r in rows]
 
     async def ping(self) -> None:

@@ -9,6 +9,7 @@ from order_engine.api.schemas import (
     parse_json,
     parse_order,
     parse_order_id,
+    parse_status,
     parse_wallet,
 )
 from order_engine.api.serialize import decode_cursor, encode_cursor, event_message, order_json
@@ -64,9 +65,12 @@ async def list_wallet_orders(request: web.Request) -> web.Response:
     limit = parse_int_param(
         request.query.get("limit"), "limit", default=DEFAULT_PAGE, low=1, high=MAX_PAGE
     )
+    status = parse_status(request.query.get("status"))
     raw_cursor = request.query.get("cursor")
     after = decode_cursor(raw_cursor) if raw_cursor else None
-    orders, next_cursor = await request.app[ORDERS].wallet_orders(wallet, limit=limit, after=after)
+    orders, next_cursor = await request.app[ORDERS].wallet_orders(
+        wallet, limit=limit, after=after, status=status
+    )
     return web.json_response(
         {
             "orders": [order_json(o) for o in orders],

@@ -19,7 +19,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn, override
 
 from order_engine.api.errors import ApiError, FieldError, validation_error
-from order_engine.orders import NewOrder, OrderType
+from order_engine.orders import NewOrder, OrderStatus, OrderType
 from order_engine.routing.tokens import TOKENS
 
 DEFAULT_SLIPPAGE_BPS = 50
@@ -262,6 +262,15 @@ def parse_int_param(
     if value < low or (high is not None and value > high):
         raise validation_error([FieldError(field, f"must be an integer {bound}")])
     return value
+
+
+def parse_status(raw: str | None, field: str = "status") -> OrderStatus | None:
+    if raw is None:
+        return None
+    if raw not in set(OrderStatus):
+        known = ", ".join(s.value for s in OrderStatus)
+        raise validation_error([FieldError(field, f"must be one of {known}")])
+    return OrderStatus(raw)
 
 
 def parse_wallet(raw: str, field: str = "wallet") -> str:

@@ -85,10 +85,17 @@ class OrderService:
         return events
 
     async def wallet_orders(
-        self, wallet: str, *, limit: int, after: WalletCursor | None
+        self,
+        wallet: str,
+        *,
+        limit: int,
+        after: WalletCursor | None,
+        status: OrderStatus | None = None,
     ) -> tuple[list[Order], WalletCursor | None]:
         """One page, newest first, and the cursor of the next page (None on the last)."""
-        page = await self._store.list_wallet_orders(wallet, limit=limit + 1, after=after)
+        page = await self._store.list_wallet_orders(
+            wallet, limit=limit + 1, after=after, status=status
+        )
         if len(page) <= limit:
             return page, None
         last = page[limit - 1]
