@@ -21,6 +21,7 @@ from order_engine.appkeys import (
     ORDERS,
     QUEUE,
     REDIS,
+    ROUTER,
     SETTINGS,
     WEBSOCKETS,
     WORKERS,
@@ -105,6 +106,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         seed=settings.mock_dex_seed,
     )
     router = Router(venues, quote_timeout_s=settings.quote_timeout_ms / 1000)
+    app[ROUTER] = router
     workers = WorkerPool(
         queue,
         Executor(store, transitions, router),

@@ -9,6 +9,7 @@ from aiohttp import web
 from order_engine.config import Settings
 from order_engine.hub import Hub
 from order_engine.queue import OrderQueue
+from order_engine.routing.router import Router
 from order_engine.services.health import HealthCheck
 from order_engine.services.orders import OrderService
 from order_engine.worker import WorkerPool
@@ -20,6 +21,7 @@ HUB = web.AppKey("hub", Hub)
 QUEUE = web.AppKey("queue", OrderQueue)
 ORDERS = web.AppKey("orders", OrderService)
 WORKERS = web.AppKey("workers", WorkerPool)
+ROUTER = web.AppKey("router", Router)
 HEALTH = web.AppKey("health", HealthCheck)
 # Open sockets, so that shutdown can close them; each handler removes its own.
 WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])

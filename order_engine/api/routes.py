@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from order_engine.api import health, orders, ws
+from order_engine.api import health, market, orders, ws
 
 
 def setup_routes(app: web.Application) -> None:
@@ -19,6 +19,8 @@ def setup_routes(app: web.Application) -> None:
             web.post("/api/orders/{orderId}/execute", orders.execute_order),
             web.post("/api/orders/{orderId}/cancel", orders.cancel_order),
             web.get("/ws/orders/{orderId}", ws.order_socket),
+            web.get("/api/tokens", market.tokens),
+            web.get("/api/quote", market.quote),
             web.get("/health", health.health),
         ]
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -20,7 +21,7 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from order_engine.api.errors import ApiError, FieldError, validation_error
 from order_engine.orders import NewOrder, OrderStatus, OrderType
-from order_engine.routing.tokens import TOKENS
+from order_engine.routing.tokens import TOKENS, Token
 
 DEFAULT_SLIPPAGE_BPS = 50
 MAX_SLIPPAGE_BPS = 5000
@@ -133,15 +134,16 @@ def _check(errors: list[FieldError], field: str, ok: bool, message: str) -> bool
     return ok
 
 
-def _amount_rules(errors: list[FieldError], body: OrderBody, max_input_amount: Decimal) -> None:
-    amount = body.input_amount
+def _amount_rules(
+    errors: list[FieldError], amount: Decimal, input_token: str, max_input_amount: Decimal
+) -> None:
     if not _check(errors, "inputAmount", amount > 0, "must be greater than 0"):
         return
     if not _check(
         errors, "inputAmount", amount <= max_input_amount, f"must be at most {max_input_amount}"
     ):
         return
-    token = TOKENS.get(body.input_token)
+    token = TOKENS.get(input_token)
     if token is not None:
         places = -amount.normalize().as_tuple().exponent  # type: ignore[operator]
         _check(
@@ -150,6 +152,13 @@ def _amount_rules(errors: list[FieldError], body: OrderBody, max_input_amount: D
             places <= token.decimals,
             f"has more than the {token.decimals} decimals of {token.symbol}",
         )
+
+
+def _pair_rules(errors: list[FieldError], input_token: str, output_token: str) -> None:
+    known = ", ".join(TOKENS)
+    _check(errors, "inputToken", input_token in TOKENS, f"must be one of {known}")
+    _check(errors, "outputToken", output_token in TOKENS, f"must be one of {known}")
+    _check(errors, "outputToken", output_token != input_token, "must differ from inputToken")
 
 
 def _resting_rules(errors: list[FieldError], body: OrderBody, now: datetime) -> datetime | None:
@@ -201,16 +210,8 @@ def parse_order(
         is_solana_address(body.user_wallet),
         "must be a Solana address (base58 that decodes to 32 bytes)",
     )
-    known = ", ".join(TOKENS)
-    _check(errors, "inputToken", body.input_token in TOKENS, f"must be one of {known}")
-    _check(errors, "outputToken", body.output_token in TOKENS, f"must be one of {known}")
-    _check(
-        errors,
-        "outputToken",
-        body.output_token != body.input_token,
-        "must differ from inputToken",
-    )
-    _amount_rules(errors, body, max_input_amount)
+    _pair_rules(errors, body.input_token, body.output_token)
+    _amount_rules(errors, body.input_amount, body.input_token, max_input_amount)
     types = ", ".join(t.value for t in OrderType)
     if _check(errors, "type", body.type in set(OrderType), f"must be one of {types}"):
         # Resting orders are accepted by the contract but have no trigger yet: refusing
@@ -240,6 +241,36 @@ def parse_order(
         limit_price=body.limit_price,
         expires_at=expires_at,
     )
+
+
+@attrs.frozen
+class QuoteQuery:
+    input_token: Token
+    output_token: Token
+    input_amount: Decimal
+
+
+def parse_quote_query(query: Mapping[str, str], *, max_input_amount: Decimal) -> QuoteQuery:
+    """inputToken, outputToken and inputAmount of GET /api/quote, by the order body's rules."""
+    errors: list[FieldError] = []
+    fields = ("inputToken", "outputToken", "inputAmount")
+    for name in sorted(set(query) - set(fields)):
+        errors.append(FieldError(name, "is not a known parameter"))
+    missing = [name for name in fields if not query.get(name)]
+    errors.extend(FieldError(name, "is required") for name in missing)
+    if missing:
+        raise validation_error(errors)
+    input_token, output_token = query["inputToken"], query["outputToken"]
+    _pair_rules(errors, input_token, output_token)
+    try:
+        amount = _decimal(query["inputAmount"], Decimal)
+    except ValueError as exc:
+        errors.append(FieldError("inputAmount", str(exc)))
+    else:
+        _amount_rules(errors, amount, input_token, max_input_amount)
+    if errors:
+        raise validation_error(errors)
+    return QuoteQuery(TOKENS[input_token], TOKENS[output_token], amount)
 
 
 def parse_order_id(raw: str) -> uuid.UUID:
