@@ -18,6 +18,7 @@ from order_engine.appkeys import (
     DB_POOL,
     HEALTH,
     HUB,
+    IDEMPOTENCY,
     ORDERS,
     QUEUE,
     REDIS,
@@ -34,6 +35,7 @@ from order_engine.routing.router import Router
 from order_engine.routing.simulated import simulated_venues
 from order_engine.services.execution import Executor
 from order_engine.services.health import HealthCheck
+from order_engine.services.idempotency import IdempotencyService
 from order_engine.services.orders import OrderService
 from order_engine.services.transitions import Transitions
 from order_engine.store import OrderStore, create_pool
@@ -98,6 +100,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HUB] = hub
     app[QUEUE] = queue
     app[ORDERS] = OrderService(store, queue, hub, transitions)
+    app[IDEMPOTENCY] = IdempotencyService(store)
     venues = simulated_venues(
         SimulatedChain(app[DB_POOL]),
         quote_delay_s=settings.mock_dex_quote_delay_ms / 1000,

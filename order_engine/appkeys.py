@@ -11,6 +11,7 @@ from order_engine.hub import Hub
 from order_engine.queue import OrderQueue
 from order_engine.routing.router import Router
 from order_engine.services.health import HealthCheck
+from order_engine.services.idempotency import IdempotencyService
 from order_engine.services.orders import OrderService
 from order_engine.worker import WorkerPool
 
@@ -22,6 +23,7 @@ QUEUE = web.AppKey("queue", OrderQueue)
 ORDERS = web.AppKey("orders", OrderService)
 WORKERS = web.AppKey("workers", WorkerPool)
 ROUTER = web.AppKey("router", Router)
+IDEMPOTENCY = web.AppKey("idempotency", IdempotencyService)
 HEALTH = web.AppKey("health", HealthCheck)
 # Open sockets, so that shutdown can close them; each handler removes its own.
 WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])

@@ -138,6 +138,47 @@ RETURNING {_ORDER_COLUMNS}
 """
 
 
+# A key is claimed when it is new, expired, or held by a request that has been running
+# far longer than any request takes (its process died before finishing it).
+_CLAIM_IDEMPOTENCY_KEY = """
+INSERT INTO idempotency_keys (key, fingerprint, state, created_at, expires_at)
+VALUES ($1, $2, 'running', now(), now() + $3 * interval '1 second')
+ON CONFLICT (key) DO UPDATE SET
+    fingerprint = EXCLUDED.fingerprint,
+    state = 'running',
+    response_status = NULL,
+    response_body = NULL,
+    created_at = EXCLUDED.created_at,
+    expires_at = EXCLUDED.expires_at
+WHERE idempotency_keys.expires_at <= now()
+   OR (idempotency_keys.state = 'running'
+       AND idempotency_keys.created_at < now() - $4 * interval '1 second')
+RETURNING key
+"""
+
+_GET_IDEMPOTENCY_KEY = """
+SELECT fingerprint, state, response_status, response_body FROM idempotency_keys
+WHERE key = $1 AND expires_at > now()
+"""
+
+_FINISH_IDEMPOTENCY_KEY = """
+UPDATE idempotency_keys SET state = 'done', response_status = $3, response_body = $4
+WHERE key = $1 AND fingerprint = $2 AND state = 'running'
+"""
+
+_RELEASE_IDEMPOTENCY_KEY = """
+DELETE FROM idempotency_keys WHERE key = $1 AND fingerprint = $2 AND state = 'running'
+"""
+
+
+@attrs.frozen
+class IdempotencyRecord:
+    fingerprint: str
+    done: bool
+    response_status: int | None
+    response_body: str | None
+
+
 @attrs.frozen
 class WalletCursor:
     """Where the previous page of a wallet's orders ended: its last (created_at, id)."""
@@ -332,6 +373,38 @@ class OrderStore:
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
             rows = await conn.fetch(query, *args)
         return [_order(r) for r in rows]
+
+    async def claim_idempotency_key(
+        self, key: str, fingerprint: str, *, ttl_s: float, stale_after_s: float
+    ) -> bool:
+        """True if this request now holds `key`; False if another request holds it."""
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            claimed = await conn.fetchval(
+                _CLAIM_IDEMPOTENCY_KEY, key, fingerprint, ttl_s, stale_after_s
+            )
+        return claimed is not None
+
+    async def get_idempotency_key(self, key: str) -> IdempotencyRecord | None:
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            row = await conn.fetchrow(_GET_IDEMPOTENCY_KEY, key)
+        if row is None:
+            return None
+        return IdempotencyRecord(
+            fingerprint=row["fingerprint"],
+            done=row["state"] == "done",
+            response_status=row["response_status"],
+            response_body=row["response_body"],
+        )
+
+    async def finish_idempotency_key(
+        self, key: str, fingerprint: str, status: int, body: str
+    ) -> None:
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            await conn.execute(_FINISH_IDEMPOTENCY_KEY, key, fingerprint, status, body)
+
+    async def release_idempotency_key(self, key: str, fingerprint: str) -> None:
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            await conn.execute(_RELEASE_IDEMPOTENCY_KEY, key, fingerprint)
 
     async def ping(self) -> None:
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from order_engine.api import health, market, orders, ws
+from order_engine.api.idempotency import idempotent
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_routes(
         [
-            web.post("/api/orders", orders.create_order),
-            web.post("/api/orders/execute", orders.execute_new_order),
+            web.post("/api/orders", idempotent(orders.create_order)),
+            web.post("/api/orders/execute", idempotent(orders.execute_new_order)),
             # Before /api/orders/{orderId}/events, which "user/<wallet>" would also fit.
             web.get("/api/orders/user/{wallet}", orders.list_wallet_orders),
             web.get("/api/orders/{orderId}", orders.get_order),
