@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
@@ -26,6 +27,7 @@ from order_engine.appkeys import (
     SETTINGS,
     WEBSOCKETS,
     WORKERS,
+    WS_CLIENTS,
 )
 from order_engine.config import Settings
 from order_engine.hub import Hub
@@ -145,6 +147,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
     app[SETTINGS] = settings
     app[WEBSOCKETS] = set()
+    app[WS_CLIENTS] = Counter()
     app.cleanup_ctx.extend([postgres_ctx, redis_ctx, engine_ctx, workers_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)

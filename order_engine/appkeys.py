@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -27,3 +29,5 @@ IDEMPOTENCY = web.AppKey("idempotency", IdempotencyService)
 HEALTH = web.AppKey("health", HealthCheck)
 # Open sockets, so that shutdown can close them; each handler removes its own.
 WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])
+# Open sockets per client address, for the WS_MAX_PER_CLIENT cap.
+WS_CLIENTS = web.AppKey("ws_clients", Counter[str])

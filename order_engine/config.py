@@ -48,6 +48,7 @@ class Settings:
     max_input_amount: Decimal = Decimal(1_000_000_000)
     hub_buffer_size: int = 256
     ws_heartbeat_s: float = 20.0
+    ws_max_per_client: int = 100
     shutdown_timeout_s: float = 30.0
     log_level: str = "INFO"
 
@@ -106,6 +107,7 @@ _VARS = (
     _Var("MAX_INPUT_AMOUNT", "max_input_amount", _positive(Decimal)),
     _Var("HUB_BUFFER_SIZE", "hub_buffer_size", _positive(int)),
     _Var("WS_HEARTBEAT_S", "ws_heartbeat_s", _positive(float)),
+    _Var("WS_MAX_PER_CLIENT", "ws_max_per_client", _positive(int)),
     _Var("SHUTDOWN_TIMEOUT_S", "shutdown_timeout_s", _positive(float)),
     _Var("LOG_LEVEL", "log_level", str.upper),
 )

@@ -13,12 +13,15 @@ def setup_routes(app: web.Application) -> None:
         [
             web.post("/api/orders", idempotent(orders.create_order)),
             web.post("/api/orders/execute", idempotent(orders.execute_new_order)),
+            # Before /api/orders/{orderId}, which "execute" would also fit.
+            web.get("/api/orders/execute", ws.execute_socket),
             # Before /api/orders/{orderId}/events, which "user/<wallet>" would also fit.
             web.get("/api/orders/user/{wallet}", orders.list_wallet_orders),
             web.get("/api/orders/{orderId}", orders.get_order),
             web.get("/api/orders/{orderId}/events", orders.get_events),
             web.post("/api/orders/{orderId}/execute", orders.execute_order),
             web.post("/api/orders/{orderId}/cancel", orders.cancel_order),
+            web.get("/ws/orders", ws.wallet_socket),
             web.get("/ws/orders/{orderId}", ws.order_socket),
             web.get("/api/tokens", market.tokens),
             web.get("/api/quote", market.quote),
