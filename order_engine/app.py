@@ -14,12 +14,14 @@ import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, web
 
 from order_engine.api.errors import error_middleware
+from order_engine.api.metrics import metrics_middleware
 from order_engine.api.routes import setup_routes
 from order_engine.appkeys import (
     DB_POOL,
     HEALTH,
     HUB,
     IDEMPOTENCY,
+    METRICS,
     ORDERS,
     QUEUE,
     REDIS,
@@ -31,6 +33,7 @@ from order_engine.appkeys import (
 )
 from order_engine.config import Settings
 from order_engine.hub import Hub
+from order_engine.metrics import Metrics
 from order_engine.queue import OrderQueue
 from order_engine.routing.chain import SimulatedChain
 from order_engine.routing.router import Router
@@ -98,10 +101,11 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     consumer = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     queue = OrderQueue(redis, reader, stream=f"{settings.redis_prefix}orders", consumer=consumer)
-    transitions = Transitions(store, hub)
+    metrics = app[METRICS]
+    transitions = Transitions(store, hub, metrics.transition)
     app[HUB] = hub
     app[QUEUE] = queue
-    app[ORDERS] = OrderService(store, queue, hub, transitions)
+    app[ORDERS] = OrderService(store, queue, hub, transitions, metrics)
     app[IDEMPOTENCY] = IdempotencyService(store)
     venues = simulated_venues(
         SimulatedChain(app[DB_POOL]),
@@ -144,8 +148,13 @@ async def close_websockets(app: web.Application) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+    # Metrics outside the error middleware, so that they see the status it answered.
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[metrics_middleware, error_middleware],
+    )
     app[SETTINGS] = settings
+    app[METRICS] = Metrics()
     app[WEBSOCKETS] = set()
     app[WS_CLIENTS] = Counter()
     app.cleanup_ctx.extend([postgres_ctx, redis_ctx, engine_ctx, workers_ctx])

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from order_engine.config import Settings
 from order_engine.hub import Hub
+from order_engine.metrics import Metrics
 from order_engine.queue import OrderQueue
 from order_engine.routing.router import Router
 from order_engine.services.health import HealthCheck
@@ -26,6 +27,7 @@ ORDERS = web.AppKey("orders", OrderService)
 WORKERS = web.AppKey("workers", WorkerPool)
 ROUTER = web.AppKey("router", Router)
 IDEMPOTENCY = web.AppKey("idempotency", IdempotencyService)
+METRICS = web.AppKey("metrics", Metrics)
 HEALTH = web.AppKey("health", HealthCheck)
 # Open sockets, so that shutdown can close them; each handler removes its own.
 WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from order_engine.api import health, market, openapi, orders, ws
+from order_engine.api import health, market, metrics, openapi, orders, ws
 from order_engine.api.idempotency import idempotent
 
 
@@ -26,6 +26,7 @@ def setup_routes(app: web.Application) -> None:
             web.get("/api/tokens", market.tokens),
             web.get("/api/quote", market.quote),
             web.get("/health", health.health),
+            web.get("/metrics", metrics.metrics),
             web.get("/openapi.json", openapi.openapi),
         ]
     )

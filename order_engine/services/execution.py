@@ -96,7 +96,9 @@ class Executor:
         changes: Changes = Changes(),
         data: Mapping[str, Any] | None = None,
     ) -> Order:
-        moved = await self._transitions.apply(order.id, status, changes, data)
+        moved = await self._transitions.apply(
+            order.id, status, changes, data, since=order.updated_at
+        )
         log.info("order %s: %s -> %s", order.id, order.status, status)
         return moved
 

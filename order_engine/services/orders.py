@@ -8,6 +8,7 @@ import uuid
 from redis.exceptions import RedisError
 
 from order_engine.hub import Hub
+from order_engine.metrics import Metrics
 from order_engine.orders import Changes, FailureCode, NewOrder, Order, OrderEvent, OrderStatus
 from order_engine.queue import OrderQueue
 from order_engine.services.transitions import Transitions
@@ -18,12 +19,18 @@ log = logging.getLogger(__name__)
 
 class OrderService:
     def __init__(
-        self, store: OrderStore, queue: OrderQueue, hub: Hub, transitions: Transitions
+        self,
+        store: OrderStore,
+        queue: OrderQueue,
+        hub: Hub,
+        transitions: Transitions,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
         self._hub = hub
         self._transitions = transitions
+        self._metrics = metrics
 
     async def place(self, new: NewOrder, *, execute: bool) -> Order:
         """Persist a pending order and, with `execute`, queue it.
@@ -36,6 +43,8 @@ class OrderService:
         await self._hub.publish(event)
         if execute:
             await self._enqueue_or_fail(order)
+        if self._metrics is not None:
+            self._metrics.accepted(queued=execute)
         return order
 
     async def execute(self, order_id: uuid.UUID) -> Order:
@@ -45,6 +54,8 @@ class OrderService:
         """
         order = await self._store.mark_queued(order_id)
         await self._enqueue_or_fail(order)
+        if self._metrics is not None:
+            self._metrics.accepted(queued=True)
         return order
 
     async def cancel(self, order_id: uuid.UUID) -> Order:
