@@ -13,6 +13,7 @@ import logging
 
 from redis.exceptions import RedisError
 
+from order_engine.logs import bind_order
 from order_engine.queue import Entry, OrderQueue
 from order_engine.services.execution import Executor
 
@@ -100,6 +101,7 @@ class WorkerPool:
         if entry.order_id is None:
             log.warning("entry %s names no order; dropping it", entry.entry_id)
         else:
+            bind_order(entry.order_id)
             try:
                 order = await self._executor.run(entry.order_id)
             except Exception:

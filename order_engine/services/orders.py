@@ -8,6 +8,7 @@ import uuid
 from redis.exceptions import RedisError
 
 from order_engine.hub import Hub
+from order_engine.logs import bind_order
 from order_engine.metrics import Metrics
 from order_engine.orders import Changes, FailureCode, NewOrder, Order, OrderEvent, OrderStatus
 from order_engine.queue import OrderQueue
@@ -40,9 +41,11 @@ class OrderService:
         back) and the Redis error goes up, for the API to answer 503.
         """
         order, event = await self._store.insert_order(new, queued=execute)
+        bind_order(order.id)
         await self._hub.publish(event)
         if execute:
             await self._enqueue_or_fail(order)
+        log.info("order %s: accepted, %s", order.id, "queued" if execute else "pending")
         if self._metrics is not None:
             self._metrics.accepted(queued=execute)
         return order
@@ -52,8 +55,10 @@ class OrderService:
 
         Of concurrent calls exactly one gets past the store's conditional update.
         """
+        bind_order(order_id)
         order = await self._store.mark_queued(order_id)
         await self._enqueue_or_fail(order)
+        log.info("order %s: queued", order_id)
         if self._metrics is not None:
             self._metrics.accepted(queued=True)
         return order
@@ -64,9 +69,12 @@ class OrderService:
         A queue entry of the order may still be read later: the worker finds the order
         terminal and acknowledges the entry without running anything.
         """
-        return await self._transitions.apply(
+        bind_order(order_id)
+        order = await self._transitions.apply(
             order_id, OrderStatus.CANCELLED, data={"reason": "cancelled by the user"}
         )
+        log.info("order %s: cancelled by the user", order_id)
+        return order
 
     async def _enqueue_or_fail(self, order: Order) -> None:
         try:
