@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, web
 
-from order_engine.api.errors import error_middleware
+from order_engine.api.auth import auth_middleware
+from order_engine.api.errors import body_middleware, error_middleware
 from order_engine.api.metrics import metrics_middleware
 from order_engine.api.routes import setup_routes
 from order_engine.appkeys import (
@@ -148,10 +149,12 @@ async def close_websockets(app: web.Application) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    # Metrics outside the error middleware, so that they see the status it answered.
+    # Metrics outside the error middleware, so that they see the status it answered;
+    # authentication inside it, so that a refusal has the error shape, and before the
+    # body checks, so that a client without a key learns nothing else.
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[metrics_middleware, error_middleware],
+        middlewares=[metrics_middleware, error_middleware, auth_middleware, body_middleware],
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()

@@ -49,6 +49,7 @@ class Settings:
     hub_buffer_size: int = 256
     ws_heartbeat_s: float = 20.0
     ws_max_per_client: int = 100
+    api_keys: tuple[str, ...] = ()
     shutdown_timeout_s: float = 30.0
     log_level: str = "INFO"
 
@@ -81,6 +82,10 @@ def _rate(raw: str) -> float:
     return value
 
 
+def _key_list(raw: str) -> tuple[str, ...]:
+    return tuple(key.strip() for key in raw.split(",") if key.strip())
+
+
 def _non_negative_int(raw: str) -> int:
     value = int(raw)
     if value < 0:
@@ -108,6 +113,7 @@ _VARS = (
     _Var("HUB_BUFFER_SIZE", "hub_buffer_size", _positive(int)),
     _Var("WS_HEARTBEAT_S", "ws_heartbeat_s", _positive(float)),
     _Var("WS_MAX_PER_CLIENT", "ws_max_per_client", _positive(int)),
+    _Var("API_KEYS", "api_keys", _key_list),
     _Var("SHUTDOWN_TIMEOUT_S", "shutdown_timeout_s", _positive(float)),
     _Var("LOG_LEVEL", "log_level", str.upper),
 )

@@ -88,6 +88,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 JSON_CONTENT_TYPE = "application/json"
 
 
+@web.middleware
+async def body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    check_body(request)
+    return await handler(request)
+
+
 def check_body(request: web.Request) -> None:
     """Refuse a body that is too large or not JSON before any handler reads it.
 
@@ -111,7 +117,6 @@ def check_body(request: web.Request) -> None:
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        check_body(request)
         return await handler(request)
     except ApiError as exc:
         return error_response(exc)

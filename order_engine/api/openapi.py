@@ -38,6 +38,7 @@ def _json(schema: Schema, description: str) -> Schema:
 
 _ERROR_MEANINGS = {
     400: "invalid_json, validation_error or invalid_order_id",
+    401: "unauthorized: API_KEYS is set and the request has no valid X-API-Key",
     404: "order_not_found, or not_found for an unknown route",
     409: "status_conflict or idempotency_in_progress",
     413: "payload_too_large",
@@ -468,6 +469,17 @@ PATHS: dict[str, Schema] = {
     },
 }
 
+
+def _keyed(paths: dict[str, Schema]) -> dict[str, Schema]:
+    """With API_KEYS set, every /api route and socket needs a key and may answer 401."""
+    for path, item in paths.items():
+        if path.startswith(("/api/", "/ws")):
+            for operation in item.values():
+                operation["responses"].update(_errors(401))
+                operation["security"] = [{}, {"apiKey": []}]
+    return paths
+
+
 DOCUMENT: Schema = {
     "openapi": "3.1.0",
     "info": {
@@ -476,8 +488,19 @@ DOCUMENT: Schema = {
         "description": "Executes token swap orders on simulated Solana DEXs. Every error has "
         "the shape of the Error schema. Amounts are decimal strings in responses.",
     },
-    "paths": PATHS,
-    "components": {"schemas": COMPONENTS},
+    "paths": _keyed(PATHS),
+    "components": {
+        "schemas": COMPONENTS,
+        "securitySchemes": {
+            "apiKey": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-API-Key",
+                "description": "required when the server has API_KEYS; a WebSocket may "
+                "pass ?apiKey= instead",
+            }
+        },
+    },
 }
 
 
