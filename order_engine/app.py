@@ -43,6 +43,7 @@ from order_engine.services.execution import Executor
 from order_engine.services.health import HealthCheck
 from order_engine.services.idempotency import IdempotencyService
 from order_engine.services.orders import OrderService
+from order_engine.services.ratelimit import SubmissionLimiter
 from order_engine.services.transitions import Transitions
 from order_engine.store import OrderStore, create_pool
 from order_engine.worker import WorkerPool
@@ -106,7 +107,13 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     transitions = Transitions(store, hub, metrics.transition)
     app[HUB] = hub
     app[QUEUE] = queue
-    app[ORDERS] = OrderService(store, queue, hub, transitions, metrics)
+    limiter = SubmissionLimiter(
+        redis,
+        settings.redis_prefix,
+        per_wallet_per_minute=settings.rate_limit_wallet_per_minute,
+        global_per_second=settings.rate_limit_global_per_second,
+    )
+    app[ORDERS] = OrderService(store, queue, hub, transitions, metrics, limiter)
     app[IDEMPOTENCY] = IdempotencyService(store)
     venues = simulated_venues(
         SimulatedChain(app[DB_POOL]),

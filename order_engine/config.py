@@ -50,6 +50,8 @@ class Settings:
     ws_heartbeat_s: float = 20.0
     ws_max_per_client: int = 100
     api_keys: tuple[str, ...] = ()
+    rate_limit_wallet_per_minute: int = 0
+    rate_limit_global_per_second: int = 0
     shutdown_timeout_s: float = 30.0
     log_level: str = "INFO"
 
@@ -114,6 +116,8 @@ _VARS = (
     _Var("WS_HEARTBEAT_S", "ws_heartbeat_s", _positive(float)),
     _Var("WS_MAX_PER_CLIENT", "ws_max_per_client", _positive(int)),
     _Var("API_KEYS", "api_keys", _key_list),
+    _Var("RATE_LIMIT_WALLET_PER_MINUTE", "rate_limit_wallet_per_minute", _non_negative_int),
+    _Var("RATE_LIMIT_GLOBAL_PER_SECOND", "rate_limit_global_per_second", _non_negative_int),
     _Var("SHUTDOWN_TIMEOUT_S", "shutdown_timeout_s", _positive(float)),
     _Var("LOG_LEVEL", "log_level", str.upper),
 )

@@ -12,6 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from order_engine.appkeys import SETTINGS
+from order_engine.services.ratelimit import RateLimited
 from order_engine.store import OrderNotFound, StatusConflict
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(ApiError(404, "order_not_found", str(exc)))
     except StatusConflict as exc:
         return error_response(ApiError(409, "status_conflict", str(exc)))
+    except RateLimited as exc:
+        return error_response(
+            ApiError(429, "rate_limited", str(exc), headers={"Retry-After": str(exc.retry_after_s)})
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -236,7 +236,7 @@ PATHS: dict[str, Schema] = {
             "requestBody": _ORDER_BODY,
             "responses": {
                 "201": _json(_ref("Order"), "the pending order"),
-                **_errors(400, 409, 413, 415, 422, 503),
+                **_errors(400, 409, 413, 415, 422, 429, 503),
             },
         }
     },
@@ -248,7 +248,7 @@ PATHS: dict[str, Schema] = {
             "requestBody": _ORDER_BODY,
             "responses": {
                 "202": _json(_ref("AcceptedOrder"), "the queued order and its socket"),
-                **_errors(400, 409, 413, 415, 422, 503),
+                **_errors(400, 409, 413, 415, 422, 429, 503),
             },
         },
         "get": {

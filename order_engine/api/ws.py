@@ -29,12 +29,14 @@ from order_engine.appkeys import HUB, ORDERS, SETTINGS, WEBSOCKETS, WS_CLIENTS
 from order_engine.hub import SubscriberDropped, Subscription
 from order_engine.orders import OrderEvent
 from order_engine.services.orders import OrderService
+from order_engine.services.ratelimit import RateLimited
 from order_engine.store import OrderNotFound
 
 log = logging.getLogger(__name__)
 
 CLOSE_BAD_REQUEST = 4400
 CLOSE_NOT_FOUND = 4404
+CLOSE_RATE_LIMITED = 4429
 FIRST_MESSAGE_TIMEOUT_S = 30.0
 
 
@@ -182,7 +184,11 @@ async def _execute_order(request: web.Request, ws: web.WebSocketResponse) -> Non
     except ApiError as exc:
         await _close_with_error(ws, exc.code, exc.message, CLOSE_BAD_REQUEST, exc.details)
         return
-    order = await request.app[ORDERS].place(new, execute=True)
+    try:
+        order = await request.app[ORDERS].place(new, execute=True)
+    except RateLimited as exc:
+        await _close_with_error(ws, "rate_limited", str(exc), CLOSE_RATE_LIMITED)
+        return
     await ws.send_json({"type": "accepted", "order": order_json(order)})
     await _relay_order(request, ws, order.id, 0)
 

@@ -12,6 +12,7 @@ from order_engine.logs import bind_order
 from order_engine.metrics import Metrics
 from order_engine.orders import Changes, FailureCode, NewOrder, Order, OrderEvent, OrderStatus
 from order_engine.queue import OrderQueue
+from order_engine.services.ratelimit import SubmissionLimiter
 from order_engine.services.transitions import Transitions
 from order_engine.store import OrderNotFound, OrderStore, WalletCursor
 
@@ -26,20 +27,25 @@ class OrderService:
         hub: Hub,
         transitions: Transitions,
         metrics: Metrics | None = None,
+        limiter: SubmissionLimiter | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
         self._hub = hub
         self._transitions = transitions
         self._metrics = metrics
+        self._limiter = limiter
 
     async def place(self, new: NewOrder, *, execute: bool) -> Order:
         """Persist a pending order and, with `execute`, queue it.
 
         The row is committed before the queue entry is written. If the queue cannot take
         the entry, the order is failed (so that it cannot run later behind the client's
-        back) and the Redis error goes up, for the API to answer 503.
+        back) and the Redis error goes up, for the API to answer 503. RateLimited, before
+        anything is stored, when the wallet or the service is over its submission limit.
         """
+        if self._limiter is not None:
+            await self._limiter.check(new.user_wallet)
         order, event = await self._store.insert_order(new, queued=execute)
         bind_order(order.id)
         await self._hub.publish(event)
