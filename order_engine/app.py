@@ -20,6 +20,7 @@ from order_engine.appkeys import (
     HUB,
     ORDERS,
     QUEUE,
+    RECONCILER,
     REDIS,
     SETTINGS,
     WEBSOCKETS,
@@ -27,16 +28,19 @@ from order_engine.appkeys import (
 )
 from order_engine.config import Settings
 from order_engine.hub import Hub
+from order_engine.locks import AdvisoryLocks
 from order_engine.queue import OrderQueue
+from order_engine.retry import RetryPolicy
 from order_engine.routing.chain import SimulatedChain
 from order_engine.routing.router import Router
 from order_engine.routing.simulated import simulated_venues
 from order_engine.services.execution import Executor
 from order_engine.services.health import HealthCheck
 from order_engine.services.orders import OrderService
+from order_engine.services.reconciler import Reconciler
 from order_engine.services.transitions import Transitions
 from order_engine.store import OrderStore, create_pool
-from order_engine.worker import WorkerPool
+from order_engine.worker import Recovery, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -105,25 +109,45 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         seed=settings.mock_dex_seed,
     )
     router = Router(venues, quote_timeout_s=settings.quote_timeout_ms / 1000)
+    retry = RetryPolicy(
+        max_attempts=settings.retry_max_attempts,
+        base_s=settings.retry_base_ms / 1000,
+        max_s=settings.retry_max_ms / 1000,
+    )
+    locks = AdvisoryLocks(settings.database_url, timeout_s=settings.db_command_timeout_s)
     workers = WorkerPool(
         queue,
-        Executor(store, transitions, router),
+        Executor(store, transitions, router, retry=retry),
+        locks,
         concurrency=settings.worker_concurrency,
         shutdown_timeout_s=settings.shutdown_timeout_s,
         block_ms=READ_BLOCK_MS,
+        recovery=Recovery(
+            reclaim_idle_ms=settings.reclaim_idle_ms, max_deliveries=settings.max_deliveries
+        ),
     )
     app[WORKERS] = workers
+    app[RECONCILER] = Reconciler(
+        store,
+        queue,
+        locks,
+        interval_s=settings.reconcile_interval_s,
+        grace_s=settings.reconcile_grace_s,
+    )
     app[HEALTH] = HealthCheck(store, redis, queue, workers)
     yield
     await hub.stop()
     await reader.aclose()
+    await locks.close()
 
 
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     """Last in, so first out: workers stop before what they use is closed."""
-    workers = app[WORKERS]
+    workers, reconciler = app[WORKERS], app[RECONCILER]
     await workers.start()
+    await reconciler.start()
     yield
+    await reconciler.stop()
     await workers.stop()
 
 

@@ -11,6 +11,7 @@ from order_engine.hub import Hub
 from order_engine.queue import OrderQueue
 from order_engine.services.health import HealthCheck
 from order_engine.services.orders import OrderService
+from order_engine.services.reconciler import Reconciler
 from order_engine.worker import WorkerPool
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -20,6 +21,7 @@ HUB = web.AppKey("hub", Hub)
 QUEUE = web.AppKey("queue", OrderQueue)
 ORDERS = web.AppKey("orders", OrderService)
 WORKERS = web.AppKey("workers", WorkerPool)
+RECONCILER = web.AppKey("reconciler", Reconciler)
 HEALTH = web.AppKey("health", HealthCheck)
 # Open sockets, so that shutdown can close them; each handler removes its own.
 WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])

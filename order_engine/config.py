@@ -49,6 +49,13 @@ class Settings:
     hub_buffer_size: int = 256
     ws_heartbeat_s: float = 20.0
     shutdown_timeout_s: float = 30.0
+    retry_max_attempts: int = 3
+    retry_base_ms: int = 500
+    retry_max_ms: int = 30_000
+    reclaim_idle_ms: int = 15_000
+    max_deliveries: int = 5
+    reconcile_interval_s: float = 5.0
+    reconcile_grace_s: float = 10.0
     log_level: str = "INFO"
 
     @property
@@ -107,6 +114,13 @@ _VARS = (
     _Var("HUB_BUFFER_SIZE", "hub_buffer_size", _positive(int)),
     _Var("WS_HEARTBEAT_S", "ws_heartbeat_s", _positive(float)),
     _Var("SHUTDOWN_TIMEOUT_S", "shutdown_timeout_s", _positive(float)),
+    _Var("RETRY_MAX_ATTEMPTS", "retry_max_attempts", _positive(int)),
+    _Var("RETRY_BASE_MS", "retry_base_ms", _positive(int)),
+    _Var("RETRY_MAX_MS", "retry_max_ms", _positive(int)),
+    _Var("RECLAIM_IDLE_MS", "reclaim_idle_ms", _positive(int)),
+    _Var("MAX_DELIVERIES", "max_deliveries", _positive(int)),
+    _Var("RECONCILE_INTERVAL_S", "reconcile_interval_s", _positive(float)),
+    _Var("RECONCILE_GRACE_S", "reconcile_grace_s", _positive(float)),
     _Var("LOG_LEVEL", "log_level", str.upper),
 )
 

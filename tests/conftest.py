@@ -111,6 +111,8 @@ def settings(db_url: str, redis_prefix: str) -> Settings:
         mock_dex_seed=7,
         shutdown_timeout_s=5.0,
         ws_heartbeat_s=5.0,
+        retry_base_ms=10,
+        retry_max_ms=50,
     )
 
 

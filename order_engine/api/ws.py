@@ -9,12 +9,13 @@ from collections.abc import Iterable
 
 from aiohttp import WSCloseCode, web
 
-from order_engine.api.errors import DEPENDENCY_ERRORS, ApiError
+from order_engine.api.errors import ApiError
 from order_engine.api.schemas import parse_int_param, parse_order_id
 from order_engine.api.serialize import event_message
 from order_engine.appkeys import HUB, ORDERS, SETTINGS, WEBSOCKETS
 from order_engine.hub import SubscriberDropped, Subscription
 from order_engine.orders import OrderEvent
+from order_engine.outage import DEPENDENCY_ERRORS
 from order_engine.services.orders import OrderService
 from order_engine.store import OrderNotFound
 

@@ -20,6 +20,11 @@ class NoRoute(Exception):
     """No venue quoted the pair: the order cannot be executed."""
 
 
+class QuotesUnavailable(Exception):
+    """No venue quoted, but some failed or timed out rather than lacking a pool: a
+    transient failure, worth trying again later."""
+
+
 @attrs.frozen
 class RoutingDecision:
     quotes: tuple[Quote, ...]
@@ -47,23 +52,34 @@ class Router:
     def venues(self) -> dict[str, Venue]:
         return {v.name: v for v in self._venues}
 
-    async def _quote(self, venue: Venue, src: Token, dst: Token, amount: Decimal) -> Quote | None:
+    async def _quote(
+        self, venue: Venue, src: Token, dst: Token, amount: Decimal
+    ) -> Quote | Exception:
+        """The venue's quote, or why it gave none."""
         try:
             return await asyncio.wait_for(venue.quote(src, dst, amount), self._quote_timeout_s)
-        except NoPool:
-            return None
-        except TimeoutError:
+        except NoPool as exc:
+            return exc
+        except TimeoutError as exc:
             log.warning("quote from %s timed out after %ss", venue.name, self._quote_timeout_s)
-            return None
-        except Exception:
+            return exc
+        except Exception as exc:
             # One venue failing must not fail the order while another can quote.
             log.exception("quote from %s failed", venue.name)
-            return None
+            return exc
 
     async def route(self, src: Token, dst: Token, amount: Decimal) -> RoutingDecision:
+        """Raises NoRoute when no venue can quote the pair, QuotesUnavailable when the
+        venues that might have failed to answer."""
         results = await asyncio.gather(*(self._quote(v, src, dst, amount) for v in self._venues))
-        quotes = tuple(q for q in results if q is not None and q.amount_out > 0)
+        quotes = tuple(q for q in results if isinstance(q, Quote) and q.amount_out > 0)
         if not quotes:
+            failures = [r for r in results if not isinstance(r, Quote | NoPool)]
+            if failures:
+                raise QuotesUnavailable(
+                    f"no venue could quote {src.symbol} -> {dst.symbol}: "
+                    + "; ".join(repr(f) for f in failures)
+                )
             raise NoRoute(f"no venue quotes {src.symbol} -> {dst.symbol} for {amount}")
         best = choose_best(quotes)
         log.info(

@@ -4,22 +4,39 @@ Each step reads what the previous one persisted, so an order picked up again aft
 crash carries on from its stored status instead of starting over: a transaction whose
 signature is stored is never rebuilt, and a submitted one is looked up on the chain
 before anything is sent again.
+
+A transient failure (every DEX failing to quote, a DEX refusing the transaction) is
+not a step back: the order stays in its status, an event records the next attempt and
+its reason, and the caller schedules that attempt after a backoff. A retry re-quotes;
+a transaction the DEX refused is forgotten and a new one built.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import uuid
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
+
+import attrs
 
 from order_engine.formats import decimal_str
 from order_engine.orders import Changes, FailureCode, Order, OrderStatus
+from order_engine.retry import RetryPolicy
 from order_engine.routing.pools import Quote
-from order_engine.routing.router import NoRoute, Router, min_amount_out
+from order_engine.routing.router import (
+    NoRoute,
+    QuotesUnavailable,
+    Router,
+    RoutingDecision,
+    min_amount_out,
+)
 from order_engine.routing.tokens import TOKENS
 from order_engine.routing.venues import (
     SlippageExceeded,
+    SwapReceipt,
     SwapTransaction,
     VenueUnavailable,
     transaction_signature,
@@ -55,23 +72,70 @@ def route_data(quote: Quote) -> dict[str, Any]:
     }
 
 
+@attrs.frozen
+class Outcome:
+    """Where one run left the order: terminal, or waiting `retry_in_s` for its next
+    attempt; `order` is None when no such order exists."""
+
+    order: Order | None
+    retry_in_s: float | None = None
+
+
+class _Transient(Exception):
+    def __init__(self, code: FailureCode, reason: str, *, forget_tx: bool = False) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.forget_tx = forget_tx
+
+
 class Executor:
-    def __init__(self, store: OrderStore, transitions: Transitions, router: Router) -> None:
+    def __init__(
+        self,
+        store: OrderStore,
+        transitions: Transitions,
+        router: Router,
+        *,
+        retry: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self._store = store
         self._transitions = transitions
         self._router = router
         self._venues = router.venues
+        self._retry = retry or RetryPolicy()
+        self._rng = rng or random.Random()
 
-    async def run(self, order_id: uuid.UUID) -> Order | None:
-        """Drive the order until it is terminal; None if it does not exist."""
+    async def run(self, order_id: uuid.UUID) -> Outcome:
+        """Drive the order until it is terminal or waits for a retry."""
         order = await self._store.get_order(order_id)
         while order is not None and not order.status.is_terminal:
             try:
-                order = await self._step(order)
+                try:
+                    order = await self._step(order)
+                except _Transient as exc:
+                    return await self._after_transient(order, exc)
             except StatusConflict as exc:
                 # Someone else moved the order (a cancel, another delivery): go on from
                 # what it is now.
                 log.info("order %s: %s", order.id, exc)
+                order = await self._store.get_order(order_id)
+        return Outcome(order)
+
+    async def abandon(self, order_id: uuid.UUID, reason: str) -> Order | None:
+        """End an order that cannot be run (its entry was dead-lettered): failed with
+        `dead_lettered`, unless the chain shows its swap went through."""
+        order = await self._store.get_order(order_id)
+        while order is not None and not order.status.is_terminal:
+            try:
+                receipt = None
+                if order.status is OrderStatus.SUBMITTED and order.tx_hash and order.dex:
+                    venue = self._venues.get(order.dex)
+                    receipt = venue and await venue.find_swap(order.tx_hash)
+                if receipt:
+                    return await self._confirm(order, receipt)
+                return await self._fail(order, FailureCode.DEAD_LETTERED, reason)
+            except StatusConflict:
                 order = await self._store.get_order(order_id)
         return order
 
@@ -85,9 +149,37 @@ class Executor:
                 return await self._move(
                     order, OrderStatus.SUBMITTED, data={"txHash": order.tx_hash}
                 )
+            case OrderStatus.SUBMITTED if order.tx_hash is None:
+                return await self._rebuild(order)
             case OrderStatus.SUBMITTED:
                 return await self._settle(order)
         raise AssertionError(f"no step leads on from {order.status}")
+
+    async def _after_transient(self, order: Order, exc: _Transient) -> Outcome:
+        attempt = max(order.attempts, 1)
+        if not self._retry.allows(attempt):
+            return Outcome(await self._fail(order, exc.code, exc.reason))
+        delay = self._retry.delay_s(attempt, self._rng)
+        log.warning(
+            "order %s: attempt %d failed (%s); attempt %d in %.2fs",
+            order.id,
+            attempt,
+            exc.reason,
+            attempt + 1,
+            delay,
+        )
+        waiting = await self._transitions.record(
+            order.id,
+            order.status,
+            Changes(attempts=attempt + 1, forget_tx=exc.forget_tx),
+            {
+                "attempt": attempt + 1,
+                "code": exc.code.value,
+                "reason": exc.reason,
+                "retryInMs": round(delay * 1000),
+            },
+        )
+        return Outcome(waiting, retry_in_s=delay)
 
     async def _move(
         self,
@@ -109,30 +201,48 @@ class Executor:
             {"code": code.value, "reason": reason, "attempt": attempt},
         )
 
-    async def _route(self, order: Order) -> Order:
+    async def _decide(self, order: Order) -> RoutingDecision:
         src, dst = TOKENS[order.input_token], TOKENS[order.output_token]
         try:
-            decision = await self._router.route(src, dst, order.input_amount)
+            return await self._router.route(src, dst, order.input_amount)
+        except QuotesUnavailable as exc:
+            raise _Transient(FailureCode.DEX_ERROR, str(exc)) from exc
+
+    def _routing_data(self, order: Order, decision: RoutingDecision) -> dict[str, Any]:
+        best = decision.best
+        data: dict[str, Any] = {
+            "quotes": [quote_data(q) for q in decision.quotes],
+            "dex": best.dex,
+            "route": route_data(best),
+        }
+        if order.attempts > 1:
+            data["attempt"] = order.attempts
+        return data
+
+    async def _route(self, order: Order) -> Order:
+        try:
+            decision = await self._decide(order)
         except NoRoute as exc:
             return await self._fail(order, FailureCode.NO_ROUTE, str(exc))
         best = decision.best
         return await self._move(
             order,
             OrderStatus.ROUTING,
-            Changes(dex=best.dex, quoted_amount_out=best.amount_out, attempts=order.attempts + 1),
-            {
-                "quotes": [quote_data(q) for q in decision.quotes],
-                "dex": best.dex,
-                "route": route_data(best),
-            },
+            Changes(
+                dex=best.dex,
+                quoted_amount_out=best.amount_out,
+                attempts=max(order.attempts, 1),
+            ),
+            self._routing_data(order, decision),
         )
+
+    def _minimum(self, order: Order, quoted: Decimal) -> Decimal:
+        return min_amount_out(quoted, order.slippage_bps, TOKENS[order.output_token])
 
     async def _build(self, order: Order) -> Order:
         assert order.dex is not None
         assert order.quoted_amount_out is not None
-        minimum = min_amount_out(
-            order.quoted_amount_out, order.slippage_bps, TOKENS[order.output_token]
-        )
+        minimum = self._minimum(order, order.quoted_amount_out)
         signature = transaction_signature(
             order.id, order.dex, order.input_amount, minimum, order.attempts
         )
@@ -143,6 +253,34 @@ class Executor:
             OrderStatus.BUILDING,
             Changes(min_amount_out=minimum, tx_hash=signature),
             {"dex": order.dex, "minAmountOut": decimal_str(minimum)},
+        )
+
+    async def _rebuild(self, order: Order) -> Order:
+        """A retry of a transaction the DEX refused: quote again and build a new one,
+        stored (like the first) before it is sent."""
+        try:
+            decision = await self._decide(order)
+        except NoRoute as exc:
+            return await self._fail(order, FailureCode.NO_ROUTE, str(exc))
+        best = decision.best
+        minimum = self._minimum(order, best.amount_out)
+        signature = transaction_signature(
+            order.id, best.dex, order.input_amount, minimum, order.attempts
+        )
+        return await self._transitions.record(
+            order.id,
+            OrderStatus.SUBMITTED,
+            Changes(
+                dex=best.dex,
+                quoted_amount_out=best.amount_out,
+                min_amount_out=minimum,
+                tx_hash=signature,
+            ),
+            {
+                **self._routing_data(order, decision),
+                "minAmountOut": decimal_str(minimum),
+                "txHash": signature,
+            },
         )
 
     async def _settle(self, order: Order) -> Order:
@@ -166,11 +304,20 @@ class Executor:
         except SlippageExceeded as exc:
             return await self._fail(order, FailureCode.SLIPPAGE_EXCEEDED, str(exc))
         except VenueUnavailable as exc:
-            return await self._fail(order, FailureCode.DEX_ERROR, str(exc))
+            raise _Transient(FailureCode.DEX_ERROR, str(exc), forget_tx=True) from exc
+        return await self._confirm(order, receipt)
+
+    async def _confirm(self, order: Order, receipt: SwapReceipt) -> Order:
+        # The receipt's signature, not the order's: if the chain already settled this
+        # order under an earlier transaction, that one is what happened.
         return await self._move(
             order,
             OrderStatus.CONFIRMED,
-            Changes(amount_out=receipt.amount_out, executed_price=receipt.executed_price),
+            Changes(
+                tx_hash=receipt.signature,
+                amount_out=receipt.amount_out,
+                executed_price=receipt.executed_price,
+            ),
             {
                 "txHash": receipt.signature,
                 "amountOut": decimal_str(receipt.amount_out),

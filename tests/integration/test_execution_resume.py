@@ -52,8 +52,8 @@ async def engine(db_url: str, redis: aioredis.Redis, redis_prefix: str) -> Async
 
 async def test_run_twice_swaps_once(engine: Engine, db: asyncpg.Connection) -> None:
     order, _ = await engine.store.insert_order(NEW, queued=True)
-    first = await engine.executor.run(order.id)
-    again = await engine.executor.run(order.id)
+    first = (await engine.executor.run(order.id)).order
+    again = (await engine.executor.run(order.id)).order
     assert first is not None
     assert again == first
     assert first.status is OrderStatus.CONFIRMED
@@ -78,7 +78,7 @@ async def test_resumes_from_a_stored_status(
             OrderStatus.BUILDING,
             Changes(min_amount_out=Decimal("435.6"), tx_hash="sig-from-before-the-crash"),
         )
-    done = await engine.executor.run(order.id)
+    done = (await engine.executor.run(order.id)).order
     assert done is not None
     assert done.status is OrderStatus.CONFIRMED
     assert done.dex == "raydium"  # the stored route, not a fresh one
@@ -117,7 +117,7 @@ async def test_submitted_order_already_settled_is_confirmed_without_sending_agai
         """,
         order.id,
     )
-    done = await engine.executor.run(order.id)
+    done = (await engine.executor.run(order.id)).order
     assert done is not None
     assert done.status is OrderStatus.CONFIRMED
     assert done.amount_out == Decimal("448.5")

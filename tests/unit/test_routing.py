@@ -15,7 +15,13 @@ import pytest
 
 from order_engine.routing.chain import SimulatedChain
 from order_engine.routing.pools import ConstantProductPool, Quote
-from order_engine.routing.router import NoRoute, Router, choose_best, min_amount_out
+from order_engine.routing.router import (
+    NoRoute,
+    QuotesUnavailable,
+    Router,
+    choose_best,
+    min_amount_out,
+)
 from order_engine.routing.simulated import meteora_pools, raydium_pools, simulated_venues
 from order_engine.routing.tokens import TOKENS, Token
 from order_engine.routing.venues import (
@@ -392,13 +398,20 @@ async def test_router_ignores_a_quote_that_pays_nothing() -> None:
     assert [q.dex for q in decision.quotes] == ["ok"]
 
 
-async def test_router_raises_no_route_when_no_venue_quotes() -> None:
+async def test_router_raises_quotes_unavailable_when_venues_fail_or_time_out() -> None:
     venues = [_NoPoolVenue("nopool"), _BrokenVenue("broken"), _HangingVenue("slow")]
     router = Router(venues, quote_timeout_s=0.01)
     async with asyncio.timeout(1):
-        with pytest.raises(NoRoute):
+        with pytest.raises(QuotesUnavailable, match="broken"):
             await router.route(SOL, USDC, Decimal(1))
     assert all(v.asked == 1 for v in venues)
+
+
+async def test_router_raises_no_route_when_no_venue_has_a_pool() -> None:
+    """Nothing transient: no venue has the pair, so there is nothing to try again."""
+    venues = [_NoPoolVenue("a"), _NoPoolVenue("b")]
+    with pytest.raises(NoRoute):
+        await Router(venues, quote_timeout_s=1).route(SOL, USDC, Decimal(1))
 
 
 async def test_router_raises_no_route_with_no_venues() -> None:
