@@ -15,6 +15,9 @@ DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.OperatorInterventionError,
     asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,
+    # A pooled connection whose backend was terminated can fail with this instead of a
+    # connection error (asyncpg issues #784, #1069); the pool replaces it afterwards.
+    asyncpg.InternalClientError,
     RedisConnectionError,
     RedisTimeoutError,
     OSError,
