@@ -135,8 +135,11 @@ async def test_pool_moving_past_the_tolerance_fails_with_slippage_exceeded(
     )
     finals = sorted(m[-1]["status"] for m in results)
     assert finals == ["confirmed", "failed"]
-    failed = next(m[-1] for m in results if m[-1]["status"] == "failed")
-    assert failed["data"]["code"] == "slippage_exceeded"
+    failed_stream = next(m for m in results if m[-1]["status"] == "failed")
+    # Not retried: a price that moved away is not a transient failure.
+    assert [m["status"] for m in failed_stream] == [*STATUS_PATH[:4], "failed"]
+    assert failed_stream[-1]["data"]["code"] == "slippage_exceeded"
+    assert failed_stream[-1]["data"]["attempt"] == 1
     assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 1
 
 
