@@ -11,15 +11,25 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from order_engine.formats import decimal_str
 from order_engine.orders import Changes, FailureCode, Order, OrderStatus
 from order_engine.routing.pools import Quote
-from order_engine.routing.router import NoRoute, Router, min_amount_out
-from order_engine.routing.tokens import TOKENS
+from order_engine.routing.router import (
+    DIRECT,
+    MULTI_LEG_DEXES,
+    TWO_HOP,
+    NoRoute,
+    Route,
+    Router,
+    min_amount_out,
+)
+from order_engine.routing.tokens import NATIVE_SOL, TOKENS
 from order_engine.routing.venues import (
     SlippageExceeded,
+    SwapLeg,
     SwapTransaction,
     VenueUnavailable,
     transaction_signature,
@@ -37,21 +47,32 @@ def quote_data(quote: Quote) -> dict[str, Any]:
         "price": decimal_str(quote.price),
         "feeBps": quote.fee_bps,
         "priceImpactBps": decimal_str(quote.price_impact_bps),
+        "fee": decimal_str(quote.fee),
     }
 
 
-def route_data(quote: Quote) -> dict[str, Any]:
+def route_data(route: Route | Quote) -> dict[str, Any]:
+    """API.md's route, with its kind and the native SOL wrapped before and unwrapped after."""
+    if isinstance(route, Quote):
+        route = Route(DIRECT, (route,), route.amount_out)
+    first, last = route.legs[0], route.legs[-1]
     return {
-        "amountOut": decimal_str(quote.amount_out),
+        "kind": route.kind,
+        "amountOut": decimal_str(route.amount_out),
         "legs": [
             {
-                "dex": quote.dex,
-                "inputToken": quote.input_token,
-                "outputToken": quote.output_token,
-                "inputAmount": decimal_str(quote.input_amount),
-                "amountOut": decimal_str(quote.amount_out),
+                "dex": q.dex,
+                "inputToken": q.input_token,
+                "outputToken": q.output_token,
+                "inputAmount": decimal_str(q.input_amount),
+                "amountOut": decimal_str(q.amount_out),
+                "feeBps": q.fee_bps,
+                "priceImpactBps": decimal_str(q.price_impact_bps),
             }
+            for q in route.legs
         ],
+        "wrapSol": decimal_str(route.input_amount) if first.input_token == NATIVE_SOL else None,
+        "unwrapSol": decimal_str(route.amount_out) if last.output_token == NATIVE_SOL else None,
     }
 
 
@@ -115,16 +136,32 @@ class Executor:
             decision = await self._router.route(src, dst, order.input_amount)
         except NoRoute as exc:
             return await self._fail(order, FailureCode.NO_ROUTE, str(exc))
-        best = decision.best
+        route = decision.route
         return await self._move(
             order,
             OrderStatus.ROUTING,
-            Changes(dex=best.dex, quoted_amount_out=best.amount_out, attempts=order.attempts + 1),
+            Changes(dex=route.dex, quoted_amount_out=route.amount_out, attempts=order.attempts + 1),
             {
                 "quotes": [quote_data(q) for q in decision.quotes],
-                "dex": best.dex,
-                "route": route_data(best),
+                "dex": route.dex,
+                "route": route_data(route),
             },
+        )
+
+    async def _stored_legs(self, order: Order) -> tuple[SwapLeg, ...]:
+        """The legs of the order's split or two-hop route, from its latest routing event:
+        stored before the swap is built, so a resumed order sends the same route."""
+        events = await self._store.list_events(order.id)
+        route = next(e.data["route"] for e in reversed(events) if e.status is OrderStatus.ROUTING)
+        return tuple(
+            SwapLeg(
+                leg["dex"],
+                leg["inputToken"],
+                leg["outputToken"],
+                # A path's second hop spends whatever the first one pays out.
+                None if route["kind"] == TWO_HOP and i > 0 else Decimal(leg["inputAmount"]),
+            )
+            for i, leg in enumerate(route["legs"])
         )
 
     async def _build(self, order: Order) -> Order:
@@ -149,7 +186,9 @@ class Executor:
         assert order.dex is not None
         assert order.tx_hash is not None
         assert order.min_amount_out is not None
-        venue = self._venues.get(order.dex)
+        legs = await self._stored_legs(order) if order.dex in MULTI_LEG_DEXES else ()
+        # A route over several pools is one transaction, sent through its first leg's DEX.
+        venue = self._venues.get(legs[0].dex if legs else order.dex)
         if venue is None:
             return await self._fail(order, FailureCode.DEX_ERROR, f"unknown dex {order.dex}")
         tx = SwapTransaction(
@@ -160,6 +199,7 @@ class Executor:
             output_token=order.output_token,
             input_amount=order.input_amount,
             min_amount_out=order.min_amount_out,
+            legs=legs,
         )
         try:
             receipt = await venue.find_swap(tx.signature) or await venue.execute(tx)
