@@ -16,7 +16,14 @@ import pytest
 from order_engine.routing.chain import SimulatedChain
 from order_engine.routing.pools import ConstantProductPool, DynamicFeePool, Pool, Quote
 from order_engine.routing.router import NoRoute, Router, choose_best, min_amount_out
-from order_engine.routing.simulated import meteora_pools, raydium_pools, simulated_venues
+from order_engine.routing.simulated import (
+    PoolExists,
+    SimulatedMarket,
+    meteora_pools,
+    new_pool,
+    raydium_pools,
+    simulated_venues,
+)
 from order_engine.routing.tokens import TOKENS, Token
 from order_engine.routing.venues import (
     NoPool,
@@ -573,3 +580,54 @@ async def test_a_seed_makes_each_venues_failures_repeatable(dex: str) -> None:
     assert any(first)
     assert not all(first)
     assert first != await _failure_pattern(8, dex)
+
+
+# --- the simulated market: price walk and launches ------------------------------------------
+
+
+def _reserves_after_walk(seed: int, steps: int) -> list[tuple[Decimal, Decimal]]:
+    market = SimulatedMarket(raydium_pools() + meteora_pools(), seed=seed, volatility_bps=50)
+    for _ in range(steps):
+        market.walk()
+    return [(p.reserve_a, p.reserve_b) for p in market.pools()]
+
+
+def test_price_walk_is_repeatable_for_a_seed_and_moves_every_pool() -> None:
+    start = [(p.reserve_a, p.reserve_b) for p in raydium_pools() + meteora_pools()]
+    walked = _reserves_after_walk(11, 10)
+    assert walked == _reserves_after_walk(11, 10)
+    assert walked != _reserves_after_walk(12, 10)
+    assert all(w != s for w, s in zip(walked, start, strict=True))
+
+
+def test_price_walk_keeps_k_and_stays_near_the_starting_price() -> None:
+    market = SimulatedMarket(raydium_pools() + meteora_pools(), seed=5, volatility_bps=50)
+    start = {id(p): (p.price_a_in_b, p.reserve_a * p.reserve_b) for p in market.pools()}
+    for _ in range(2000):
+        market.walk()
+    for pool in market.pools():
+        price, k = start[id(pool)]
+        # Pulled back toward the start each step, so 2000 steps of 0.5% do not wander off.
+        assert Decimal("0.8") < pool.price_a_in_b / price < Decimal("1.25")
+        # Only the rounding of the reserves to whole units changes k.
+        assert abs(pool.reserve_a * pool.reserve_b / k - 1) < Decimal("1e-6")
+
+
+def test_launches_are_seeded_and_only_for_tokens_without_a_pool() -> None:
+    def launches(seed: int) -> list[tuple[str, str]]:
+        market = SimulatedMarket(raydium_pools() + meteora_pools(), seed=seed)
+        done = []
+        while (pool := market.launch_random_pool()) is not None:
+            done.append((pool.dex, pool.token_a.symbol))
+            assert market.pool(pool.dex, pool.token_a.symbol, "SOL") is pool
+        return done
+
+    first = launches(1)
+    assert sorted(symbol for _, symbol in first) == ["MEW", "POPCAT"]
+    assert first == launches(1)
+
+
+def test_a_second_pool_for_a_pair_on_one_dex_is_refused() -> None:
+    market = SimulatedMarket(raydium_pools(), seed=1)
+    with pytest.raises(PoolExists):
+        market.add_pool(new_pool("raydium", "USDC", "SOL", "1000", "10"))
