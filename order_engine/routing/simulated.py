@@ -208,6 +208,11 @@ def new_pool(dex: str, a: str, b: str, reserve_a: Decimal | str, reserve_b: Deci
     raise ValueError(f"unknown dex {dex}")
 
 
+# The opening reserves of every pool agree on one set of prices (SOL 150, RAY 2, JUP 0.8,
+# WIF 1.8, BONK 0.0000075, ORCA 3, PYTH 0.4, JTO 2.5 USDC), so that no path through a hub
+# is a free arbitrage at the start; the price walk and the swaps then pull them apart.
+
+
 def raydium_pools() -> list[Pool]:
     """Deep constant-product pools at a 0.25% fee: they win the large trades."""
     return [
@@ -216,7 +221,7 @@ def raydium_pools() -> list[Pool]:
         new_pool("raydium", "USDC", "USDT", "5000000", "5000000"),
         new_pool("raydium", "BONK", "SOL", "2000000000000", "100000"),
         new_pool("raydium", "RAY", "USDC", "3000000", "6000000"),
-        new_pool("raydium", "RAY", "SOL", "800000", "10600"),
+        new_pool("raydium", "RAY", "SOL", "750000", "10000"),
         new_pool("raydium", "WIF", "SOL", "5000000", "60000"),
         new_pool("raydium", "JUP", "SOL", "1500000", "8000"),
         new_pool("raydium", "ORCA", "USDC", "400000", "1200000"),
@@ -228,15 +233,15 @@ def meteora_pools() -> list[Pool]:
     """Shallower pools whose fee starts at 0.10% and rises with size: they win small
     trades, and the pairs where they are the deeper pool."""
     return [
-        new_pool("meteora", "SOL", "USDC", "30000", "4506000"),
-        new_pool("meteora", "SOL", "USDT", "20000", "3001000"),
-        new_pool("meteora", "USDC", "USDT", "800000", "800200"),
-        new_pool("meteora", "BONK", "USDC", "300000000000", "2260000"),
+        new_pool("meteora", "SOL", "USDC", "30000", "4500000"),
+        new_pool("meteora", "SOL", "USDT", "20000", "3000000"),
+        new_pool("meteora", "USDC", "USDT", "800000", "800000"),
+        new_pool("meteora", "BONK", "USDC", "300000000000", "2250000"),
         new_pool("meteora", "JUP", "USDC", "4000000", "3200000"),
-        new_pool("meteora", "WIF", "SOL", "1000000", "12050"),
+        new_pool("meteora", "WIF", "SOL", "1000000", "12000"),
         new_pool("meteora", "WIF", "USDC", "3000000", "5400000"),
         new_pool("meteora", "JTO", "USDC", "600000", "1500000"),
-        new_pool("meteora", "JTO", "SOL", "200000", "3350"),
+        new_pool("meteora", "JTO", "SOL", "300000", "5000"),
         new_pool("meteora", "PYTH", "SOL", "1500000", "4000"),
     ]
 
