@@ -84,9 +84,13 @@ class SimulatedMarket:
         """One step of each pool's seeded random walk: a log-normal move of its price."""
         for key in sorted(self._pools, key=lambda k: (k[0], sorted(k[1]))):
             pool = self._pools[key]
+            noise = self._walk_rng.gauss(0.0, self._volatility)
+            # A pool in the middle of a swap keeps its reserves until the swap is settled;
+            # its noise is still drawn, so the seed gives the same walk whatever the timing.
+            if self._locks[key].locked():
+                continue
             drift = math.log(float(self._start_price[key] / pool.price_a_in_b))
-            step = self._walk_rng.gauss(0.0, self._volatility) + _MEAN_REVERSION * drift
-            pool.shift_price(Decimal(math.exp(step)))
+            pool.shift_price(Decimal(math.exp(noise + _MEAN_REVERSION * drift)))
 
     def launch_random_pool(self) -> Pool | None:
         """Open a seeded pool for a token that no pool trades yet; None if there is none."""
@@ -281,7 +285,11 @@ async def run_market_clock(
     async def every(interval_s: float, step: Callable[[], object]) -> None:
         while True:
             await asyncio.sleep(interval_s)
-            step()
+            try:
+                step()
+            except Exception:
+                # One bad step must not stop the market moving for the rest of the run.
+                log.exception("market timer step failed")
 
     async with asyncio.TaskGroup() as timers:
         if walk_interval_s > 0:

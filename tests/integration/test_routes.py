@@ -129,6 +129,9 @@ async def test_venue_that_times_out_is_left_out(
             decision = await router.route(TOKENS["SOL"], TOKENS["USDC"], Decimal(1))
         assert [q.dex for q in decision.quotes] == ["raydium"]
         assert decision.route.dex == "raydium"
+        # The decision is logged with every route it compared.
+        assert "chose direct[raydium:1 SOL->" in caplog.text
+        assert "compared direct[raydium:1 SOL->" in caplog.text
         assert "venues left out: meteora" in caplog.text
 
         order_id = uuid.uuid4()
