@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -18,6 +19,7 @@ from order_engine.appkeys import (
     DB_POOL,
     HEALTH,
     HUB,
+    MARKET,
     ORDERS,
     QUEUE,
     RECONCILER,
@@ -33,7 +35,13 @@ from order_engine.queue import OrderQueue
 from order_engine.retry import RetryPolicy
 from order_engine.routing.chain import SimulatedChain
 from order_engine.routing.router import Router
-from order_engine.routing.simulated import simulated_venues
+from order_engine.routing.simulated import (
+    SimulatedMarket,
+    meteora_pools,
+    raydium_pools,
+    run_market_clock,
+    simulated_venues,
+)
 from order_engine.services.execution import Executor
 from order_engine.services.health import HealthCheck
 from order_engine.services.orders import OrderService
@@ -101,12 +109,19 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HUB] = hub
     app[QUEUE] = queue
     app[ORDERS] = OrderService(store, queue, hub, transitions)
+    market = SimulatedMarket(
+        raydium_pools() + meteora_pools(),
+        seed=settings.mock_dex_seed,
+        volatility_bps=settings.price_walk_volatility_bps,
+    )
+    app[MARKET] = market
     venues = simulated_venues(
         SimulatedChain(app[DB_POOL]),
         quote_delay_s=settings.mock_dex_quote_delay_ms / 1000,
         execution_delay_s=settings.mock_dex_execution_delay_ms / 1000,
         failure_rate=settings.mock_dex_failure_rate,
         seed=settings.mock_dex_seed,
+        market=market,
     )
     router = Router(venues, quote_timeout_s=settings.quote_timeout_ms / 1000)
     retry = RetryPolicy(
@@ -141,6 +156,22 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     await locks.close()
 
 
+async def market_clock_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The simulated market's price walk and pool launches, on their timers."""
+    settings = app[SETTINGS]
+    clock = asyncio.create_task(
+        run_market_clock(
+            app[MARKET],
+            walk_interval_s=settings.price_walk_interval_ms / 1000,
+            launch_interval_s=settings.pool_launch_interval_s,
+        )
+    )
+    yield
+    clock.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await clock
+
+
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     """Last in, so first out: workers stop before what they use is closed."""
     workers, reconciler = app[WORKERS], app[RECONCILER]
@@ -164,7 +195,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
     app[SETTINGS] = settings
     app[WEBSOCKETS] = set()
-    app.cleanup_ctx.extend([postgres_ctx, redis_ctx, engine_ctx, workers_ctx])
+    app.cleanup_ctx.extend([postgres_ctx, redis_ctx, engine_ctx, market_clock_ctx, workers_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
     return app

@@ -9,6 +9,7 @@ from aiohttp import web
 from order_engine.config import Settings
 from order_engine.hub import Hub
 from order_engine.queue import OrderQueue
+from order_engine.routing.simulated import SimulatedMarket
 from order_engine.services.health import HealthCheck
 from order_engine.services.orders import OrderService
 from order_engine.services.reconciler import Reconciler
@@ -23,5 +24,6 @@ ORDERS = web.AppKey("orders", OrderService)
 WORKERS = web.AppKey("workers", WorkerPool)
 RECONCILER = web.AppKey("reconciler", Reconciler)
 HEALTH = web.AppKey("health", HealthCheck)
+MARKET = web.AppKey("market", SimulatedMarket)
 # Open sockets, so that shutdown can close them; each handler removes its own.
 WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])

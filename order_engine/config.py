@@ -44,6 +44,9 @@ class Settings:
     mock_dex_failure_rate: float = 0.05
     mock_dex_seed: int | None = None
     quote_timeout_ms: int = 1000
+    price_walk_interval_ms: int = 1000
+    price_walk_volatility_bps: float = 10.0
+    pool_launch_interval_s: float = 0.0
     max_body_bytes: int = 64 * 1024
     max_input_amount: Decimal = Decimal(1_000_000_000)
     hub_buffer_size: int = 256
@@ -80,6 +83,16 @@ def _positive(parse: Callable[[str], T]) -> Callable[[str], T]:
     return parse_positive
 
 
+def _non_negative(parse: Callable[[str], float]) -> Callable[[str], float]:
+    def parse_non_negative(raw: str) -> float:
+        value = parse(raw)
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError("must be a finite number, 0 or more")
+        return value
+
+    return parse_non_negative
+
+
 def _rate(raw: str) -> float:
     value = float(raw)
     if not 0.0 <= value <= 1.0:
@@ -109,6 +122,9 @@ _VARS = (
     _Var("MOCK_DEX_FAILURE_RATE", "mock_dex_failure_rate", _rate),
     _Var("MOCK_DEX_SEED", "mock_dex_seed", int),
     _Var("QUOTE_TIMEOUT_MS", "quote_timeout_ms", _positive(int)),
+    _Var("PRICE_WALK_INTERVAL_MS", "price_walk_interval_ms", _non_negative_int),
+    _Var("PRICE_WALK_VOLATILITY_BPS", "price_walk_volatility_bps", _non_negative(float)),
+    _Var("POOL_LAUNCH_INTERVAL_S", "pool_launch_interval_s", _non_negative(float)),
     _Var("MAX_BODY_BYTES", "max_body_bytes", _positive(int)),
     _Var("MAX_INPUT_AMOUNT", "max_input_amount", _positive(Decimal)),
     _Var("HUB_BUFFER_SIZE", "hub_buffer_size", _positive(int)),

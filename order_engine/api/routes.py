@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from order_engine.api import health, orders, ws
+from order_engine.api import dev, health, orders, ws
+from order_engine.appkeys import SETTINGS
 
 
 def setup_routes(app: web.Application) -> None:
@@ -20,3 +21,6 @@ def setup_routes(app: web.Application) -> None:
             web.get("/health", health.health),
         ]
     )
+    # Not even registered in production, so there it is an ordinary unknown route (404).
+    if not app[SETTINGS].is_production:
+        app.router.add_post("/api/dev/pools", dev.launch_pool)

@@ -27,15 +27,20 @@ from order_engine.orders import Changes, FailureCode, Order, OrderStatus
 from order_engine.retry import RetryPolicy
 from order_engine.routing.pools import Quote
 from order_engine.routing.router import (
+    DIRECT,
+    MULTI_LEG_DEXES,
+    TWO_HOP,
     NoRoute,
     QuotesUnavailable,
+    Route,
     Router,
     RoutingDecision,
     min_amount_out,
 )
-from order_engine.routing.tokens import TOKENS
+from order_engine.routing.tokens import NATIVE_SOL, TOKENS
 from order_engine.routing.venues import (
     SlippageExceeded,
+    SwapLeg,
     SwapReceipt,
     SwapTransaction,
     VenueUnavailable,
@@ -54,21 +59,32 @@ def quote_data(quote: Quote) -> dict[str, Any]:
         "price": decimal_str(quote.price),
         "feeBps": quote.fee_bps,
         "priceImpactBps": decimal_str(quote.price_impact_bps),
+        "fee": decimal_str(quote.fee),
     }
 
 
-def route_data(quote: Quote) -> dict[str, Any]:
+def route_data(route: Route | Quote) -> dict[str, Any]:
+    """API.md's route, with its kind and the native SOL wrapped before and unwrapped after."""
+    if isinstance(route, Quote):
+        route = Route(DIRECT, (route,), route.amount_out)
+    first, last = route.legs[0], route.legs[-1]
     return {
-        "amountOut": decimal_str(quote.amount_out),
+        "kind": route.kind,
+        "amountOut": decimal_str(route.amount_out),
         "legs": [
             {
-                "dex": quote.dex,
-                "inputToken": quote.input_token,
-                "outputToken": quote.output_token,
-                "inputAmount": decimal_str(quote.input_amount),
-                "amountOut": decimal_str(quote.amount_out),
+                "dex": q.dex,
+                "inputToken": q.input_token,
+                "outputToken": q.output_token,
+                "inputAmount": decimal_str(q.input_amount),
+                "amountOut": decimal_str(q.amount_out),
+                "feeBps": q.fee_bps,
+                "priceImpactBps": decimal_str(q.price_impact_bps),
             }
+            for q in route.legs
         ],
+        "wrapSol": decimal_str(route.input_amount) if first.input_token == NATIVE_SOL else None,
+        "unwrapSol": decimal_str(route.amount_out) if last.output_token == NATIVE_SOL else None,
     }
 
 
@@ -209,11 +225,11 @@ class Executor:
             raise _Transient(FailureCode.DEX_ERROR, str(exc)) from exc
 
     def _routing_data(self, order: Order, decision: RoutingDecision) -> dict[str, Any]:
-        best = decision.best
+        route = decision.route
         data: dict[str, Any] = {
             "quotes": [quote_data(q) for q in decision.quotes],
-            "dex": best.dex,
-            "route": route_data(best),
+            "dex": route.dex,
+            "route": route_data(route),
         }
         if order.attempts > 1:
             data["attempt"] = order.attempts
@@ -224,13 +240,13 @@ class Executor:
             decision = await self._decide(order)
         except NoRoute as exc:
             return await self._fail(order, FailureCode.NO_ROUTE, str(exc))
-        best = decision.best
+        route = decision.route
         return await self._move(
             order,
             OrderStatus.ROUTING,
             Changes(
-                dex=best.dex,
-                quoted_amount_out=best.amount_out,
+                dex=route.dex,
+                quoted_amount_out=route.amount_out,
                 attempts=max(order.attempts, 1),
             ),
             self._routing_data(order, decision),
@@ -238,6 +254,23 @@ class Executor:
 
     def _minimum(self, order: Order, quoted: Decimal) -> Decimal:
         return min_amount_out(quoted, order.slippage_bps, TOKENS[order.output_token])
+
+    async def _stored_legs(self, order: Order) -> tuple[SwapLeg, ...]:
+        """The legs of the order's split or two-hop route, from the latest event that
+        chose a route (routing, or the rebuild of a retry): stored before the swap is
+        built, so a resumed order sends the same route."""
+        events = await self._store.list_events(order.id)
+        route = next(e.data["route"] for e in reversed(events) if "route" in e.data)
+        return tuple(
+            SwapLeg(
+                leg["dex"],
+                leg["inputToken"],
+                leg["outputToken"],
+                # A path's second hop spends whatever the first one pays out.
+                None if route["kind"] == TWO_HOP and i > 0 else Decimal(leg["inputAmount"]),
+            )
+            for i, leg in enumerate(route["legs"])
+        )
 
     async def _build(self, order: Order) -> Order:
         assert order.dex is not None
@@ -262,17 +295,17 @@ class Executor:
             decision = await self._decide(order)
         except NoRoute as exc:
             return await self._fail(order, FailureCode.NO_ROUTE, str(exc))
-        best = decision.best
-        minimum = self._minimum(order, best.amount_out)
+        route = decision.route
+        minimum = self._minimum(order, route.amount_out)
         signature = transaction_signature(
-            order.id, best.dex, order.input_amount, minimum, order.attempts
+            order.id, route.dex, order.input_amount, minimum, order.attempts
         )
         return await self._transitions.record(
             order.id,
             OrderStatus.SUBMITTED,
             Changes(
-                dex=best.dex,
-                quoted_amount_out=best.amount_out,
+                dex=route.dex,
+                quoted_amount_out=route.amount_out,
                 min_amount_out=minimum,
                 tx_hash=signature,
             ),
@@ -287,7 +320,9 @@ class Executor:
         assert order.dex is not None
         assert order.tx_hash is not None
         assert order.min_amount_out is not None
-        venue = self._venues.get(order.dex)
+        legs = await self._stored_legs(order) if order.dex in MULTI_LEG_DEXES else ()
+        # A route over several pools is one transaction, sent through its first leg's DEX.
+        venue = self._venues.get(legs[0].dex if legs else order.dex)
         if venue is None:
             return await self._fail(order, FailureCode.DEX_ERROR, f"unknown dex {order.dex}")
         tx = SwapTransaction(
@@ -298,6 +333,7 @@ class Executor:
             output_token=order.output_token,
             input_amount=order.input_amount,
             min_amount_out=order.min_amount_out,
+            legs=legs,
         )
         try:
             receipt = await venue.find_swap(tx.signature) or await venue.execute(tx)
