@@ -11,25 +11,16 @@ import pytest
 import redis.asyncio as aioredis
 
 from order_engine.hub import Hub
-from order_engine.orders import Changes, NewOrder, OrderStatus, OrderType
+from order_engine.orders import Changes, OrderStatus
 from order_engine.routing.chain import SimulatedChain
 from order_engine.routing.router import Router
 from order_engine.routing.simulated import simulated_venues
 from order_engine.services.execution import Executor
 from order_engine.services.transitions import Transitions
 from order_engine.store import OrderStore, create_pool
-from tests.support import WALLET
+from tests.support import new_order
 
-NEW = NewOrder(
-    type=OrderType.MARKET,
-    user_wallet=WALLET,
-    input_token="SOL",
-    output_token="USDC",
-    input_amount=Decimal("3"),
-    slippage_bps=100,
-    limit_price=None,
-    expires_at=None,
-)
+NEW = new_order("3", slippage_bps=100)
 
 
 @attrs.frozen

@@ -7,7 +7,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from decimal import Decimal
 from typing import cast
 
 import asyncpg
@@ -15,23 +14,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from order_engine.locks import AdvisoryLocks
-from order_engine.orders import Changes, NewOrder, OrderStatus, OrderType
+from order_engine.orders import Changes, OrderStatus
 from order_engine.queue import GROUP, OrderQueue
 from order_engine.services.reconciler import Reconciler
-from order_engine.store import OrderStore, create_pool
+from order_engine.store import OrderStore
 from tests.conftest import REDIS_URL, AppClient
-from tests.support import WALLET, execute, follow_order
+from tests.support import execute, follow_order, new_order
 
-NEW = NewOrder(
-    type=OrderType.MARKET,
-    user_wallet=WALLET,
-    input_token="SOL",
-    output_token="USDC",
-    input_amount=Decimal("1"),
-    slippage_bps=100,
-    limit_price=None,
-    expires_at=None,
-)
+NEW = new_order("1", slippage_bps=100)
 
 QueueFor = Callable[[str], OrderQueue]
 
@@ -49,13 +39,6 @@ async def queue_for(redis_prefix: str) -> AsyncIterator[QueueFor]:
     yield make
     for client in clients:
         await client.aclose()
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[OrderStore]:
-    pool = await create_pool(db_url, min_size=1, max_size=3, command_timeout=10)
-    yield OrderStore(pool)
-    await pool.close()
 
 
 @pytest.fixture
