@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -76,7 +76,7 @@ WITH moved AS (
         min_amount_out = COALESCE($6, min_amount_out),
         amount_out = COALESCE($7, amount_out),
         executed_price = COALESCE($8, executed_price),
-        tx_hash = COALESCE($9, tx_hash),
+        tx_hash = CASE WHEN $14 THEN NULL ELSE COALESCE($9, tx_hash) END,
         attempts = COALESCE($10, attempts),
         failure_code = COALESCE($11, failure_code),
         failure_reason = COALESCE($12, failure_reason)
@@ -93,6 +93,18 @@ SELECT {_ORDER_COLUMNS}, (SELECT seq FROM event) AS event_seq FROM moved
 _GET_ORDER = f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = $1"
 
 _GET_STATUS = "SELECT status FROM orders WHERE id = $1"
+
+# Queued orders that are not terminal and have not moved for a while: the ones whose
+# queue entry Redis may have lost. `waiting` orders rest outside the queue by design.
+# Written as NOT IN so that the planner can use the partial index orders_active_idx.
+_LIST_STALLED = """
+SELECT id FROM orders
+WHERE status NOT IN ('confirmed', 'failed', 'cancelled', 'expired', 'waiting')
+  AND queued_at IS NOT NULL
+  AND updated_at < now() - $1::interval
+ORDER BY updated_at
+LIMIT $2
+"""
 
 _LIST_EVENTS = """
 SELECT e.order_id, o.user_wallet, e.seq, e.status, e.data, e.created_at
@@ -286,13 +298,36 @@ class OrderStore:
         Raises StatusConflict when the current status does not lead to `new_status`,
         OrderNotFound when there is no such order.
         """
+        return await self._write(order_id, new_status, sources_of(new_status), changes, data)
+
+    async def record(
+        self,
+        order_id: uuid.UUID,
+        status: OrderStatus,
+        changes: Changes = Changes(),
+        data: Mapping[str, Any] | None = None,
+    ) -> tuple[Order, OrderEvent]:
+        """Append an event that keeps the order in `status` (a retry, a new quote), with
+        its changes; StatusConflict if the order is no longer in `status`."""
+        if status.is_terminal:
+            raise ValueError(f"a {status} order takes no further events")
+        return await self._write(order_id, status, {status}, changes, data)
+
+    async def _write(
+        self,
+        order_id: uuid.UUID,
+        status: OrderStatus,
+        sources: Iterable[OrderStatus],
+        changes: Changes,
+        data: Mapping[str, Any] | None,
+    ) -> tuple[Order, OrderEvent]:
         event_data = dict(data or {})
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
             row = await conn.fetchrow(
                 _TRANSITION,
                 order_id,
-                new_status.value,
-                [s.value for s in sources_of(new_status)],
+                status.value,
+                [s.value for s in sources],
                 changes.dex,
                 changes.quoted_amount_out,
                 changes.min_amount_out,
@@ -303,18 +338,19 @@ class OrderStore:
                 changes.failure_code,
                 changes.failure_reason,
                 event_data,
+                changes.forget_tx,
             )
             if row is None:
                 current = await conn.fetchval(_GET_STATUS, order_id)
                 if current is None:
                     raise OrderNotFound(order_id)
-                raise StatusConflict(order_id, OrderStatus(current), new_status)
+                raise StatusConflict(order_id, OrderStatus(current), status)
         order = _order(row)
         event = OrderEvent(
             order_id=order.id,
             user_wallet=order.user_wallet,
             seq=row["event_seq"],
-            status=new_status,
+            status=status,
             timestamp=order.updated_at,
             data=event_data,
         )
@@ -405,6 +441,12 @@ class OrderStore:
     async def release_idempotency_key(self, key: str, fingerprint: str) -> None:
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
             await conn.execute(_RELEASE_IDEMPOTENCY_KEY, key, fingerprint)
+
+    async def list_stalled(self, *, idle_for: timedelta, limit: int) -> list[uuid.UUID]:
+        """Queued, non-terminal orders unchanged for `idle_for`, longest idle first."""
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            rows = await conn.fetch(_LIST_STALLED, idle_for, limit)
+        return [r["id"] for r in rows]
 
     async def ping(self) -> None:
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:

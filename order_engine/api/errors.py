@@ -5,29 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-import asyncpg
 import attrs
 from aiohttp import web
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from order_engine.appkeys import SETTINGS
+from order_engine.outage import DEPENDENCY_ERRORS
 from order_engine.services.ratelimit import RateLimited
 from order_engine.store import OrderNotFound, StatusConflict
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 5
-
-# What it looks like when Postgres or Redis cannot be reached: answered 503, not 500.
-DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.TooManyConnectionsError,
-    RedisConnectionError,
-    RedisTimeoutError,
-    OSError,
-)
 
 
 @attrs.frozen

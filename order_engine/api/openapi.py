@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from order_engine.orders import OrderStatus, OrderType
+from order_engine.routing.simulated import DEXES
 from order_engine.routing.tokens import TOKENS
 
 Schema = dict[str, Any]
@@ -381,7 +382,7 @@ PATHS: dict[str, Schema] = {
                     },
                     "the quotes; best is null when no DEX quotes the pair",
                 ),
-                **_errors(400),
+                **_errors(400, 503),
             },
         }
     },
@@ -431,6 +432,50 @@ PATHS: dict[str, Schema] = {
                 {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
             ],
             "responses": _SOCKET,
+        }
+    },
+    "/api/dev/pools": {
+        "post": {
+            "summary": "Launch a pool on a simulated DEX (development only: 404 in production)",
+            "operationId": "launchPool",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["dex", "tokenA", "tokenB", "reserveA", "reserveB"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "dex": {"type": "string", "enum": list(DEXES)},
+                                "tokenA": _TOKEN,
+                                "tokenB": _TOKEN,
+                                "reserveA": {"oneOf": [{"type": "number"}, {"type": "string"}]},
+                                "reserveB": {"oneOf": [{"type": "number"}, {"type": "string"}]},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "201": _json(
+                    {
+                        "type": "object",
+                        "required": ["dex", "tokenA", "tokenB", "reserveA", "reserveB", "price"],
+                        "properties": {
+                            "dex": {"type": "string"},
+                            "tokenA": {"type": "string"},
+                            "tokenB": {"type": "string"},
+                            "reserveA": _DECIMAL,
+                            "reserveB": _DECIMAL,
+                            "price": _DECIMAL,
+                        },
+                    },
+                    "the new pool",
+                ),
+                "409": _json(_ref("Error"), "pool_exists: the DEX has a pool of the pair"),
+                **_errors(400, 404, 413, 415),
+            },
         }
     },
     "/health": {

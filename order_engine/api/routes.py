@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from order_engine.api import health, market, metrics, openapi, orders, ws
+from order_engine.api import dev, health, market, metrics, openapi, orders, ws
 from order_engine.api.idempotency import idempotent
+from order_engine.appkeys import SETTINGS
 
 
 def setup_routes(app: web.Application) -> None:
@@ -30,3 +31,6 @@ def setup_routes(app: web.Application) -> None:
             web.get("/openapi.json", openapi.openapi),
         ]
     )
+    # Not even registered in production, so there it is an ordinary unknown route (404).
+    if not app[SETTINGS].is_production:
+        app.router.add_post("/api/dev/pools", dev.launch_pool)

@@ -26,6 +26,9 @@ from order_engine.routing.tokens import TOKENS, Token
 DEFAULT_SLIPPAGE_BPS = 50
 MAX_SLIPPAGE_BPS = 5000
 DEFAULT_RESTING_LIFETIME = timedelta(hours=24)
+# Large enough for any pool worth simulating, small enough that a reserve in base units
+# fits the 28 digits of the default decimal context (9 decimals at most).
+MAX_POOL_RESERVE = Decimal(10) ** 15
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
@@ -310,3 +313,59 @@ def parse_wallet(raw: str, field: str = "wallet") -> str:
             [FieldError(field, "must be a Solana address (base58 that decodes to 32 bytes)")]
         )
     return raw
+
+
+@attrs.frozen
+class PoolBody:
+    """`POST /api/dev/pools`: a new pool of `dex` with its opening reserves."""
+
+    dex: str
+    token_a: str
+    token_b: str
+    reserve_a: Decimal
+    reserve_b: Decimal
+
+
+_pool_renames: dict[str, Any] = {
+    a.name: override(rename=camel(a.name)) for a in attrs.fields(PoolBody)
+}
+_converter.register_structure_hook(
+    PoolBody,
+    make_dict_structure_fn(PoolBody, _converter, _cattrs_forbid_extra_keys=True, **_pool_renames),
+)
+
+
+def parse_pool(payload: Any, *, dexes: tuple[str, ...]) -> PoolBody:
+    """A pool launch body, or a validation_error naming every wrong field."""
+    if not isinstance(payload, dict):
+        raise validation_error([FieldError("body", "must be a JSON object")])
+    try:
+        body = _converter.structure(payload, PoolBody)
+    except (ClassValidationError, ForbiddenExtraKeysError) as exc:
+        raise validation_error(_structure_errors(exc)) from None
+    errors: list[FieldError] = []
+    _check(errors, "dex", body.dex in dexes, f"must be one of {', '.join(dexes)}")
+    known = ", ".join(TOKENS)
+    for field, symbol, reserve in (
+        ("tokenA", body.token_a, body.reserve_a),
+        ("tokenB", body.token_b, body.reserve_b),
+    ):
+        if _check(errors, field, symbol in TOKENS, f"must be one of {known}"):
+            unit = TOKENS[symbol].unit
+            reserve_field = field.replace("token", "reserve")
+            if _check(
+                errors,
+                reserve_field,
+                reserve >= unit,
+                f"must be at least one base unit of {symbol} ({unit})",
+            ):
+                _check(
+                    errors,
+                    reserve_field,
+                    reserve <= MAX_POOL_RESERVE,
+                    f"must be at most {MAX_POOL_RESERVE}",
+                )
+    _check(errors, "tokenB", body.token_b != body.token_a, "must differ from tokenA")
+    if errors:
+        raise validation_error(errors)
+    return body

@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from order_engine.api.errors import (
-    DEPENDENCY_ERRORS,
     RETRY_AFTER_S,
     ApiError,
     FieldError,
@@ -28,6 +27,7 @@ from order_engine.api.serialize import event_message, order_json
 from order_engine.appkeys import HUB, ORDERS, SETTINGS, WEBSOCKETS, WS_CLIENTS
 from order_engine.hub import SubscriberDropped, Subscription
 from order_engine.orders import OrderEvent
+from order_engine.outage import DEPENDENCY_ERRORS
 from order_engine.services.orders import OrderService
 from order_engine.services.ratelimit import RateLimited
 from order_engine.store import OrderNotFound

@@ -11,9 +11,11 @@ from typing import Any
 
 import attrs
 
-from order_engine.routing.router import NoRoute, Router
+from order_engine.routing.router import NoRoute, QuotesUnavailable, Router
 from order_engine.routing.tokens import Token
 from order_engine.services.execution import quote_data, route_data
+
+__all__ = ["QuoteResult", "QuotesUnavailable", "quote_pair"]
 
 
 @attrs.frozen
@@ -25,6 +27,7 @@ class QuoteResult:
 
 
 async def quote_pair(router: Router, src: Token, dst: Token, amount: Decimal) -> QuoteResult:
+    """Raises QuotesUnavailable when every DEX that could quote failed or timed out."""
     try:
         decision = await router.route(src, dst, amount)
     except NoRoute:

@@ -40,3 +40,16 @@ class Transitions:
             self._observer(order, event, since)
         await self._hub.publish(event)
         return order
+
+    async def record(
+        self,
+        order_id: uuid.UUID,
+        status: OrderStatus,
+        changes: Changes = Changes(),
+        data: Mapping[str, Any] | None = None,
+    ) -> Order:
+        """An event that keeps the order in `status` (a retry, a new quote), published
+        like any other once committed."""
+        order, event = await self._store.record(order_id, status, changes, data)
+        await self._hub.publish(event)
+        return order

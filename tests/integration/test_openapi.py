@@ -7,13 +7,17 @@ from typing import Any
 from aiohttp import web
 
 from order_engine.api.routes import setup_routes
+from order_engine.appkeys import SETTINGS
+from order_engine.config import Settings
 from tests.support import Client
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 
 def registered_routes() -> set[tuple[str, str]]:
+    """Outside production, where the development routes are registered too."""
     app = web.Application()
+    app[SETTINGS] = Settings()
     setup_routes(app)
     return {
         (route.method.lower(), route.resource.canonical)
