@@ -6,7 +6,7 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from order_engine.orders import Order, OrderEvent
+from order_engine.orders import FailureCode, Order, OrderEvent
 
 # Seconds; the simulated DEX takes 0.2 s to quote and 2.5 s to execute by default.
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -50,6 +50,22 @@ class Metrics:
             buckets=ORDER_BUCKETS,
             registry=self.registry,
         )
+        self.retries = Counter(
+            "order_retries",
+            "Attempts scheduled after a transient failure, by failure code",
+            ["code"],
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "orders_dead_lettered",
+            "Orders failed because their queue entry was delivered too often",
+            registry=self.registry,
+        )
+        self.retries_scheduled = Gauge(
+            "retries_scheduled",
+            "Orders waiting in the retry schedule for their next attempt; NaN if unknown",
+            registry=self.registry,
+        )
         self.queue_depth = Gauge(
             "queue_depth",
             "Queue entries not yet acknowledged (waiting or being worked on); NaN if unknown",
@@ -71,14 +87,26 @@ class Metrics:
             self.step_duration.labels(status=event.status.value).observe(
                 max((event.timestamp - since).total_seconds(), 0.0)
             )
+        if "retryInMs" in event.data:
+            self.retries.labels(code=event.data.get("code", "unknown")).inc()
+        if event.data.get("code") == FailureCode.DEAD_LETTERED and event.status.is_terminal:
+            self.dead_letters.inc()
         if event.status.is_terminal:
             self.orders_finished.labels(status=event.status.value, dex=order.dex or "none").inc()
             self.accept_to_terminal.labels(status=event.status.value).observe(
                 max((event.timestamp - order.created_at).total_seconds(), 0.0)
             )
 
-    def exposition(self, *, queue_depth: int | None, in_flight: int, websockets: int) -> bytes:
+    def exposition(
+        self,
+        *,
+        queue_depth: int | None,
+        retries_scheduled: int | None,
+        in_flight: int,
+        websockets: int,
+    ) -> bytes:
         self.queue_depth.set(float("nan") if queue_depth is None else queue_depth)
+        self.retries_scheduled.set(float("nan") if retries_scheduled is None else retries_scheduled)
         self.in_flight.set(in_flight)
         self.websockets.set(websockets)
         return generate_latest(self.registry)

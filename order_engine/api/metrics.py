@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -39,14 +40,20 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
             ).observe(time.perf_counter() - started)
 
 
-async def metrics(request: web.Request) -> web.Response:
-    depth: int | None = None
+async def _count(what: str, probe: Awaitable[int]) -> int | None:
+    """A number Redis keeps, or None when Redis does not answer in time."""
     try:
-        depth = await asyncio.wait_for(request.app[QUEUE].depth(), DEPTH_TIMEOUT_S)
+        return await asyncio.wait_for(probe, DEPTH_TIMEOUT_S)
     except Exception as exc:
-        log.warning("metrics: queue depth unknown: %r", exc)
+        log.warning("metrics: %s unknown: %r", what, exc)
+        return None
+
+
+async def metrics(request: web.Request) -> web.Response:
+    queue = request.app[QUEUE]
     body = request.app[METRICS].exposition(
-        queue_depth=depth,
+        queue_depth=await _count("queue depth", queue.depth()),
+        retries_scheduled=await _count("retries scheduled", queue.retries_scheduled()),
         in_flight=request.app[WORKERS].in_flight,
         websockets=len(request.app[WEBSOCKETS]),
     )

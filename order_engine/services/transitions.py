@@ -51,5 +51,7 @@ class Transitions:
         """An event that keeps the order in `status` (a retry, a new quote), published
         like any other once committed."""
         order, event = await self._store.record(order_id, status, changes, data)
+        if self._observer is not None:
+            self._observer(order, event, None)
         await self._hub.publish(event)
         return order

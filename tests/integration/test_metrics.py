@@ -75,3 +75,19 @@ async def test_metrics_count_open_websockets(client: Client) -> None:
     found = await samples(client)
     assert value(found, "websockets_open") == 1
     await ws.close()
+
+
+async def test_metrics_count_retries(start_app: AppClient) -> None:
+    """Every attempt refused by the DEX: two retries scheduled, then the order fails."""
+    client = await start_app(mock_dex_failure_rate=1.0)
+    done = await execute(client)
+    await follow_order(client, done["orderId"])
+    found = await samples(client)
+    assert value(found, "order_retries_total", code="dex_error") == 2
+    assert (
+        value(found, "orders_finished_total", status="failed", dex="raydium")
+        + value(found, "orders_finished_total", status="failed", dex="meteora")
+        == 1
+    )
+    assert value(found, "retries_scheduled") == 0
+    assert value(found, "orders_dead_lettered_total") == 0
