@@ -13,6 +13,7 @@ from aiohttp import web
 
 from order_engine.app import create_app
 from order_engine.config import ConfigError, Settings, load_settings
+from order_engine.embedded import EmbeddedUnavailable, embedded_services
 from order_engine.migrations import migrate
 
 log = logging.getLogger("order_engine")
@@ -59,10 +60,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.getLogger().setLevel(settings.log_level)
 
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        if args.command == "migrate":
-            applied = runner.run(migrate(settings.database_url))
-            print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
-        else:
-            runner.run(serve(settings))
+    try:
+        with (
+            embedded_services(settings) as settings,
+            asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+        ):
+            if args.command == "migrate":
+                applied = runner.run(migrate(settings.database_url))
+                done = ", ".join(applied) or "none pending"
+                print(f"applied {len(applied)} migration(s): {done}")
+            else:
+                runner.run(serve(settings))
+    except EmbeddedUnavailable as exc:
+        print(f"order-engine: {exc}", file=sys.stderr)
+        return 2
     return 0

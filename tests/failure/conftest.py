@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import attrs
 import pytest
 
-from tests.conftest import REDIS_URL
+from tests import conftest
 
 
 def free_port() -> int:
@@ -62,7 +62,7 @@ async def spawn_server(db_url: str, redis_prefix: str) -> AsyncIterator[SpawnSer
             **os.environ,
             "APP_ENV": "development",
             "DATABASE_URL": db_url,
-            "REDIS_URL": REDIS_URL,
+            "REDIS_URL": conftest.REDIS_URL,
             "REDIS_PREFIX": redis_prefix,
             "PORT": str(port),
             "HOST": "127.0.0.1",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -11,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from order_engine.embedded import redis_server_binary
 from tests.conftest import AppClient
 from tests.failure.conftest import free_port
 from tests.support import order_body
@@ -19,9 +19,7 @@ from tests.support import order_body
 @pytest.fixture
 async def own_redis() -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
     """A Redis server of this test's own, so that it can be killed."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
+    binary = redis_server_binary()
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         binary,
