@@ -3,40 +3,62 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, web
 
-from order_engine.api.errors import error_middleware
+from order_engine.api.auth import auth_middleware
+from order_engine.api.errors import body_middleware, error_middleware
+from order_engine.api.metrics import metrics_middleware
 from order_engine.api.routes import setup_routes
 from order_engine.appkeys import (
     DB_POOL,
     HEALTH,
     HUB,
+    IDEMPOTENCY,
+    MARKET,
+    METRICS,
     ORDERS,
     QUEUE,
+    RECONCILER,
     REDIS,
+    ROUTER,
     SETTINGS,
     WEBSOCKETS,
     WORKERS,
+    WS_CLIENTS,
 )
 from order_engine.config import Settings
 from order_engine.hub import Hub
+from order_engine.locks import AdvisoryLocks
+from order_engine.metrics import Metrics
 from order_engine.queue import OrderQueue
+from order_engine.retry import RetryPolicy
 from order_engine.routing.chain import SimulatedChain
 from order_engine.routing.router import Router
-from order_engine.routing.simulated import simulated_venues
+from order_engine.routing.simulated import (
+    SimulatedMarket,
+    meteora_pools,
+    raydium_pools,
+    run_market_clock,
+    simulated_venues,
+)
 from order_engine.services.execution import Executor
 from order_engine.services.health import HealthCheck
+from order_engine.services.idempotency import IdempotencyService
 from order_engine.services.orders import OrderService
+from order_engine.services.ratelimit import SubmissionLimiter
+from order_engine.services.reconciler import Reconciler
 from order_engine.services.transitions import Transitions
 from order_engine.store import OrderStore, create_pool
-from order_engine.worker import WorkerPool
+from order_engine.worker import Recovery, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -93,37 +115,89 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     consumer = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     queue = OrderQueue(redis, reader, stream=f"{settings.redis_prefix}orders", consumer=consumer)
-    transitions = Transitions(store, hub)
+    metrics = app[METRICS]
+    transitions = Transitions(store, hub, metrics.transition)
     app[HUB] = hub
     app[QUEUE] = queue
-    app[ORDERS] = OrderService(store, queue, hub, transitions)
+    limiter = SubmissionLimiter(
+        redis,
+        settings.redis_prefix,
+        per_wallet_per_minute=settings.rate_limit_wallet_per_minute,
+        global_per_second=settings.rate_limit_global_per_second,
+    )
+    app[ORDERS] = OrderService(store, queue, hub, transitions, metrics, limiter)
+    app[IDEMPOTENCY] = IdempotencyService(store)
+    market = SimulatedMarket(
+        raydium_pools() + meteora_pools(),
+        seed=settings.mock_dex_seed,
+        volatility_bps=settings.price_walk_volatility_bps,
+    )
+    app[MARKET] = market
     venues = simulated_venues(
         SimulatedChain(app[DB_POOL]),
         quote_delay_s=settings.mock_dex_quote_delay_ms / 1000,
         execution_delay_s=settings.mock_dex_execution_delay_ms / 1000,
         failure_rate=settings.mock_dex_failure_rate,
         seed=settings.mock_dex_seed,
+        market=market,
     )
     router = Router(venues, quote_timeout_s=settings.quote_timeout_ms / 1000)
+    app[ROUTER] = router
+    retry = RetryPolicy(
+        max_attempts=settings.retry_max_attempts,
+        base_s=settings.retry_base_ms / 1000,
+        max_s=settings.retry_max_ms / 1000,
+    )
+    locks = AdvisoryLocks(settings.database_url, timeout_s=settings.db_command_timeout_s)
     workers = WorkerPool(
         queue,
-        Executor(store, transitions, router),
+        Executor(store, transitions, router, retry=retry),
+        locks,
         concurrency=settings.worker_concurrency,
         shutdown_timeout_s=settings.shutdown_timeout_s,
         block_ms=READ_BLOCK_MS,
+        recovery=Recovery(
+            reclaim_idle_ms=settings.reclaim_idle_ms, max_deliveries=settings.max_deliveries
+        ),
     )
     app[WORKERS] = workers
+    app[RECONCILER] = Reconciler(
+        store,
+        queue,
+        locks,
+        interval_s=settings.reconcile_interval_s,
+        grace_s=settings.reconcile_grace_s,
+    )
     app[HEALTH] = HealthCheck(store, redis, queue, workers)
     yield
     await hub.stop()
     await reader.aclose()
+    await locks.close()
+
+
+async def market_clock_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The simulated market's price walk and pool launches, on their timers."""
+    settings = app[SETTINGS]
+    clock = asyncio.create_task(
+        run_market_clock(
+            app[MARKET],
+            walk_interval_s=settings.price_walk_interval_ms / 1000,
+            launch_interval_s=settings.pool_launch_interval_s,
+        )
+    )
+    yield
+    clock.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await clock
 
 
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     """Last in, so first out: workers stop before what they use is closed."""
-    workers = app[WORKERS]
+    workers, reconciler = app[WORKERS], app[RECONCILER]
     await workers.start()
+    await reconciler.start()
     yield
+    await reconciler.stop()
     await workers.stop()
 
 
@@ -137,10 +211,18 @@ async def close_websockets(app: web.Application) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+    # Metrics outside the error middleware, so that they see the status it answered;
+    # authentication inside it, so that a refusal has the error shape, and before the
+    # body checks, so that a client without a key learns nothing else.
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[metrics_middleware, error_middleware, auth_middleware, body_middleware],
+    )
     app[SETTINGS] = settings
+    app[METRICS] = Metrics()
     app[WEBSOCKETS] = set()
-    app.cleanup_ctx.extend([postgres_ctx, redis_ctx, engine_ctx, workers_ctx])
+    app[WS_CLIENTS] = Counter()
+    app.cleanup_ctx.extend([postgres_ctx, redis_ctx, engine_ctx, market_clock_ctx, workers_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
     return app

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 
 from order_engine.config import Settings
 from order_engine.hub import Hub
+from order_engine.metrics import Metrics
 from order_engine.queue import OrderQueue
+from order_engine.routing.router import Router
+from order_engine.routing.simulated import SimulatedMarket
 from order_engine.services.health import HealthCheck
+from order_engine.services.idempotency import IdempotencyService
 from order_engine.services.orders import OrderService
+from order_engine.services.reconciler import Reconciler
 from order_engine.worker import WorkerPool
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -20,6 +27,13 @@ HUB = web.AppKey("hub", Hub)
 QUEUE = web.AppKey("queue", OrderQueue)
 ORDERS = web.AppKey("orders", OrderService)
 WORKERS = web.AppKey("workers", WorkerPool)
+ROUTER = web.AppKey("router", Router)
+IDEMPOTENCY = web.AppKey("idempotency", IdempotencyService)
+METRICS = web.AppKey("metrics", Metrics)
+RECONCILER = web.AppKey("reconciler", Reconciler)
 HEALTH = web.AppKey("health", HealthCheck)
+MARKET = web.AppKey("market", SimulatedMarket)
 # Open sockets, so that shutdown can close them; each handler removes its own.
 WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])
+# Open sockets per client address, for the WS_MAX_PER_CLIENT cap.
+WS_CLIENTS = web.AppKey("ws_clients", Counter[str])

@@ -14,6 +14,7 @@ from aiohttp import web
 from order_engine.app import create_app
 from order_engine.config import ConfigError, Settings, load_settings
 from order_engine.embedded import EmbeddedUnavailable, embedded_services
+from order_engine.logs import configure_logging
 from order_engine.migrations import migrate
 
 log = logging.getLogger("order_engine")
@@ -50,15 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="apply pending SQL migrations and exit")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(json_lines=False)
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"order-engine: {exc}", file=sys.stderr)
         return 2
-    logging.getLogger().setLevel(settings.log_level)
+    # One JSON object a line where logs are collected; readable lines at a terminal.
+    configure_logging(json_lines=settings.is_production, level=settings.log_level)
 
     try:
         with (

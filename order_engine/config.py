@@ -47,11 +47,25 @@ class Settings:
     mock_dex_failure_rate: float = 0.05
     mock_dex_seed: int | None = None
     quote_timeout_ms: int = 1000
+    price_walk_interval_ms: int = 1000
+    price_walk_volatility_bps: float = 10.0
+    pool_launch_interval_s: float = 0.0
     max_body_bytes: int = 64 * 1024
     max_input_amount: Decimal = Decimal(1_000_000_000)
     hub_buffer_size: int = 256
     ws_heartbeat_s: float = 20.0
+    ws_max_per_client: int = 100
+    api_keys: tuple[str, ...] = ()
+    rate_limit_wallet_per_minute: int = 0
+    rate_limit_global_per_second: int = 0
     shutdown_timeout_s: float = 30.0
+    retry_max_attempts: int = 3
+    retry_base_ms: int = 500
+    retry_max_ms: int = 30_000
+    reclaim_idle_ms: int = 15_000
+    max_deliveries: int = 5
+    reconcile_interval_s: float = 5.0
+    reconcile_grace_s: float = 10.0
     log_level: str = "INFO"
 
     @property
@@ -76,11 +90,25 @@ def _positive(parse: Callable[[str], T]) -> Callable[[str], T]:
     return parse_positive
 
 
+def _non_negative(parse: Callable[[str], float]) -> Callable[[str], float]:
+    def parse_non_negative(raw: str) -> float:
+        value = parse(raw)
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError("must be a finite number, 0 or more")
+        return value
+
+    return parse_non_negative
+
+
 def _rate(raw: str) -> float:
     value = float(raw)
     if not 0.0 <= value <= 1.0:
         raise ValueError("must be between 0 and 1")
     return value
+
+
+def _key_list(raw: str) -> tuple[str, ...]:
+    return tuple(key.strip() for key in raw.split(",") if key.strip())
 
 
 def _non_negative_int(raw: str) -> int:
@@ -105,11 +133,25 @@ _VARS = (
     _Var("MOCK_DEX_FAILURE_RATE", "mock_dex_failure_rate", _rate),
     _Var("MOCK_DEX_SEED", "mock_dex_seed", int),
     _Var("QUOTE_TIMEOUT_MS", "quote_timeout_ms", _positive(int)),
+    _Var("PRICE_WALK_INTERVAL_MS", "price_walk_interval_ms", _non_negative_int),
+    _Var("PRICE_WALK_VOLATILITY_BPS", "price_walk_volatility_bps", _non_negative(float)),
+    _Var("POOL_LAUNCH_INTERVAL_S", "pool_launch_interval_s", _non_negative(float)),
     _Var("MAX_BODY_BYTES", "max_body_bytes", _positive(int)),
     _Var("MAX_INPUT_AMOUNT", "max_input_amount", _positive(Decimal)),
     _Var("HUB_BUFFER_SIZE", "hub_buffer_size", _positive(int)),
     _Var("WS_HEARTBEAT_S", "ws_heartbeat_s", _positive(float)),
+    _Var("WS_MAX_PER_CLIENT", "ws_max_per_client", _positive(int)),
+    _Var("API_KEYS", "api_keys", _key_list),
+    _Var("RATE_LIMIT_WALLET_PER_MINUTE", "rate_limit_wallet_per_minute", _non_negative_int),
+    _Var("RATE_LIMIT_GLOBAL_PER_SECOND", "rate_limit_global_per_second", _non_negative_int),
     _Var("SHUTDOWN_TIMEOUT_S", "shutdown_timeout_s", _positive(float)),
+    _Var("RETRY_MAX_ATTEMPTS", "retry_max_attempts", _positive(int)),
+    _Var("RETRY_BASE_MS", "retry_base_ms", _positive(int)),
+    _Var("RETRY_MAX_MS", "retry_max_ms", _positive(int)),
+    _Var("RECLAIM_IDLE_MS", "reclaim_idle_ms", _positive(int)),
+    _Var("MAX_DELIVERIES", "max_deliveries", _positive(int)),
+    _Var("RECONCILE_INTERVAL_S", "reconcile_interval_s", _positive(float)),
+    _Var("RECONCILE_GRACE_S", "reconcile_grace_s", _positive(float)),
     _Var("LOG_LEVEL", "log_level", str.upper),
     _Var("DATA_DIR", "data_dir", Path),
 )

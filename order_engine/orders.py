@@ -77,6 +77,7 @@ class FailureCode(enum.StrEnum):
     SLIPPAGE_EXCEEDED = "slippage_exceeded"
     DEX_ERROR = "dex_error"
     ENQUEUE_FAILED = "enqueue_failed"
+    DEAD_LETTERED = "dead_lettered"
 
 
 @attrs.frozen
@@ -141,3 +142,5 @@ class Changes:
     attempts: int | None = None
     failure_code: str | None = None
     failure_reason: str | None = None
+    forget_tx: bool = False
+    """Clear `tx_hash`: the transaction failed at the DEX and a retry builds a new one."""

@@ -1,13 +1,16 @@
-"""The durable work queue: a Redis Stream read through one consumer group.
+"""The durable work queue: a Redis Stream read through one consumer group, a schedule of
+retries, and a dead-letter stream.
 
-Delivery is at least once: an entry stays pending in the group until `ack`, which the
-worker calls only once the order is terminal.
+Delivery is at least once: an entry stays pending in the group until the worker is done
+with it (the order is terminal, or it was handed to the retry schedule or the dead
+letters). Every hand-over is one MULTI, so an entry is always in exactly one place.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import cast
+from collections.abc import Sequence
+from typing import Any, cast
 
 import attrs
 import redis.asyncio as aioredis
@@ -15,20 +18,35 @@ from redis.exceptions import ResponseError
 
 GROUP = "workers"
 
+# Atomic, so that two processes moving due retries at once never queue one twice, and a
+# crash between the two commands cannot drop one.
+_MOVE_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, order_id in ipairs(due) do
+    redis.call('ZREM', KEYS[1], order_id)
+    redis.call('XADD', KEYS[2], '*', 'order_id', order_id)
+end
+return #due
+"""
+
 
 @attrs.frozen
 class Entry:
     entry_id: str
     order_id: uuid.UUID | None
     """None when the entry's payload is not an order id: it is acked and skipped."""
+    deliveries: int = 1
 
 
-def _entry(entry_id: str, fields: dict[str, str]) -> Entry:
+def _order_id(fields: dict[str, str] | None) -> uuid.UUID | None:
     try:
-        order_id: uuid.UUID | None = uuid.UUID(fields["order_id"])
+        return uuid.UUID((fields or {})["order_id"])
     except (KeyError, ValueError):
-        order_id = None
-    return Entry(entry_id, order_id)
+        return None
+
+
+def _entry(entry_id: str, fields: dict[str, str] | None, deliveries: int = 1) -> Entry:
+    return Entry(entry_id, _order_id(fields), deliveries)
 
 
 class OrderQueue:
@@ -41,7 +59,11 @@ class OrderQueue:
         self._redis = redis
         self._reader = reader
         self.stream = stream
+        self.retries = f"{stream}:retry"
+        self.dead_letters = f"{stream}:dead"
         self.consumer = consumer
+        self._reclaim_cursor = "0-0"
+        self._move_due = redis.register_script(_MOVE_DUE)
 
     async def ensure_group(self) -> None:
         try:
@@ -57,19 +79,78 @@ class OrderQueue:
 
     async def read(self, count: int, *, block_ms: int) -> list[Entry]:
         """Up to `count` new entries, waiting at most `block_ms` for the first."""
+        reply = await self._read_group(">", count, block_ms)
+        return [_entry(entry_id, fields) for entry_id, fields in reply]
+
+    async def read_own_pending(self, count: int, *, after: str = "0") -> list[Entry]:
+        """Entries this consumer was given before and never finished, after id `after`:
+        a process that restarts under the same WORKER_ID takes its own work back at once."""
+        reply = await self._read_group(after, count, None)
+        return await self._with_deliveries(reply)
+
+    async def _read_group(
+        self, start: str, count: int, block_ms: int | None
+    ) -> list[tuple[str, dict[str, str] | None]]:
         try:
             reply = await self._reader.xreadgroup(
-                GROUP, self.consumer, {self.stream: ">"}, count=count, block=block_ms
+                GROUP, self.consumer, {self.stream: start}, count=count, block=block_ms
             )
         except ResponseError as exc:
             # Redis lost the group (restarted empty, or flushed): make it again; what the
-            # group held is rebuilt from Postgres, not from here.
+            # group held is rebuilt from Postgres by the reconciler, not from here.
             if "NOGROUP" not in str(exc):
                 raise
             await self.ensure_group()
             return []
-        streams = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], reply)
-        return [_entry(entry_id, fields) for _, entries in streams for entry_id, fields in entries]
+        streams = cast(list[tuple[str, list[tuple[str, dict[str, str] | None]]]], reply)
+        return [entry for _, entries in streams for entry in entries]
+
+    async def reclaim(self, *, min_idle_ms: int, count: int) -> list[Entry]:
+        """Take over up to `count` entries that other consumers (or this one, before a
+        restart) left idle for `min_idle_ms`; each such claim counts as a delivery."""
+        try:
+            reply = await self._redis.xautoclaim(
+                self.stream,
+                GROUP,
+                self.consumer,
+                min_idle_ms,
+                start_id=self._reclaim_cursor,
+                count=count,
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self.ensure_group()
+            return []
+        cursor, claimed = reply[0], reply[1]
+        self._reclaim_cursor = str(cursor)
+        # Entries deleted from the stream while pending come back as bare ids (Redis 7):
+        # nothing is left to run, so they are only acknowledged.
+        if len(reply) > 2 and reply[2]:
+            await self._redis.xack(self.stream, GROUP, *reply[2])
+        return await self._with_deliveries(claimed)
+
+    async def _with_deliveries(
+        self, entries: Sequence[tuple[str, dict[str, str] | None]]
+    ) -> list[Entry]:
+        if not entries:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry_id, _ in entries:
+                pipe.xpending_range(self.stream, GROUP, min=entry_id, max=entry_id, count=1)
+            pending: list[list[dict[str, Any]]] = await pipe.execute()
+        return [
+            _entry(entry_id, fields, int(info[0]["times_delivered"]) if info else 1)
+            for (entry_id, fields), info in zip(entries, pending, strict=True)
+        ]
+
+    async def renew(self, entry_ids: Sequence[str]) -> None:
+        """Reset the idle time of entries still being worked on, so that no other
+        consumer reclaims them however long a step takes (JUSTID: no delivery counted)."""
+        if entry_ids:
+            await self._redis.xclaim(
+                self.stream, GROUP, self.consumer, 0, list(entry_ids), justid=True
+            )
 
     async def ack(self, entry_id: str) -> None:
         """Acknowledge and delete: a finished entry has nothing left to tell anyone."""
@@ -78,6 +159,50 @@ class OrderQueue:
             pipe.xdel(self.stream, entry_id)
             await pipe.execute()
 
+    async def schedule_retry(self, entry_id: str, order_id: uuid.UUID, due_ms: int) -> None:
+        """Hand the order to the retry schedule and finish its entry, in one step."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(self.retries, {str(order_id): due_ms})
+            pipe.xack(self.stream, GROUP, entry_id)
+            pipe.xdel(self.stream, entry_id)
+            await pipe.execute()
+
+    async def move_due_retries(self, now_ms: int, *, limit: int = 500) -> int:
+        """Queue every scheduled retry that is due; returns how many were moved."""
+        return int(await self._move_due(keys=[self.retries, self.stream], args=[now_ms, limit]))
+
+    async def dead_letter(self, entry: Entry, reason: str) -> None:
+        """Move an entry that keeps coming back to the dead letters, in one step."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                self.dead_letters,
+                {
+                    "order_id": str(entry.order_id),
+                    "entry_id": entry.entry_id,
+                    "deliveries": entry.deliveries,
+                    "reason": reason,
+                    "consumer": self.consumer,
+                },
+            )
+            pipe.xack(self.stream, GROUP, entry.entry_id)
+            pipe.xdel(self.stream, entry.entry_id)
+            await pipe.execute()
+
+    async def live_order_ids(self) -> set[uuid.UUID]:
+        """Orders that Redis holds work for: queued, being worked on, or scheduled to
+        retry. One MULTI, so that an order moving between the two is seen once."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrange(self.retries, 0, -1)
+            pipe.xrange(self.stream)
+            scheduled, queued = await pipe.execute()
+        ids = {_order_id({"order_id": member}) for member in scheduled}
+        ids |= {_order_id(fields) for _, fields in queued}
+        ids.discard(None)
+        return cast(set[uuid.UUID], ids)
+
     async def depth(self) -> int:
         """Entries not yet acknowledged: waiting to be read or being worked on."""
         return int(await self._redis.xlen(self.stream))
+
+    async def retries_scheduled(self) -> int:
+        return int(await self._redis.zcard(self.retries))

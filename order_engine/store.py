@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -29,8 +29,14 @@ class OrderNotFound(Exception):
 
 
 class StatusConflict(Exception):
-    def __init__(self, order_id: uuid.UUID, current: OrderStatus, wanted: OrderStatus) -> None:
-        super().__init__(f"order {order_id} is {current}; it cannot become {wanted}")
+    def __init__(
+        self,
+        order_id: uuid.UUID,
+        current: OrderStatus,
+        wanted: OrderStatus,
+        message: str | None = None,
+    ) -> None:
+        super().__init__(message or f"order {order_id} is {current}; it cannot become {wanted}")
         self.order_id = order_id
         self.current = current
         self.wanted = wanted
@@ -70,7 +76,7 @@ WITH moved AS (
         min_amount_out = COALESCE($6, min_amount_out),
         amount_out = COALESCE($7, amount_out),
         executed_price = COALESCE($8, executed_price),
-        tx_hash = COALESCE($9, tx_hash),
+        tx_hash = CASE WHEN $14 THEN NULL ELSE COALESCE($9, tx_hash) END,
         attempts = COALESCE($10, attempts),
         failure_code = COALESCE($11, failure_code),
         failure_reason = COALESCE($12, failure_reason)
@@ -88,6 +94,18 @@ _GET_ORDER = f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = $1"
 
 _GET_STATUS = "SELECT status FROM orders WHERE id = $1"
 
+# Queued orders that are not terminal and have not moved for a while: the ones whose
+# queue entry Redis may have lost. `waiting` orders rest outside the queue by design.
+# Written as NOT IN so that the planner can use the partial index orders_active_idx.
+_LIST_STALLED = """
+SELECT id FROM orders
+WHERE status NOT IN ('confirmed', 'failed', 'cancelled', 'expired', 'waiting')
+  AND queued_at IS NOT NULL
+  AND updated_at < now() - $1::interval
+ORDER BY updated_at
+LIMIT $2
+"""
+
 _LIST_EVENTS = """
 SELECT e.order_id, o.user_wallet, e.seq, e.status, e.data, e.created_at
 FROM order_events e JOIN orders o ON o.id = e.order_id
@@ -95,19 +113,82 @@ WHERE e.order_id = $1 AND e.seq > $2
 ORDER BY e.seq
 """
 
-_LIST_WALLET_ORDERS_FIRST = f"""
+
+def _wallet_orders_query(*, status: bool, after: bool) -> str:
+    """A page of a wallet's orders: $1 wallet, $2 limit, then status, then the keyset.
+
+    Each shape is its own statement, so that each plans as one range of an index
+    (orders_wallet_created_idx, or orders_wallet_status_created_idx with a status).
+    """
+    conditions = ["user_wallet = $1"]
+    if status:
+        conditions.append("status = $3")
+    if after:
+        first = 4 if status else 3
+        conditions.append(f"(created_at, id) < (${first}, ${first + 1})")
+    return f"""
 SELECT {_ORDER_COLUMNS} FROM orders
-WHERE user_wallet = $1
+WHERE {" AND ".join(conditions)}
 ORDER BY created_at DESC, id DESC
 LIMIT $2
 """
 
-_LIST_WALLET_ORDERS_AFTER = f"""
-SELECT {_ORDER_COLUMNS} FROM orders
-WHERE user_wallet = $1 AND (created_at, id) < ($3, $4)
-ORDER BY created_at DESC, id DESC
-LIMIT $2
+
+WALLET_ORDER_QUERIES = {
+    (status, after): _wallet_orders_query(status=status, after=after)
+    for status in (False, True)
+    for after in (False, True)
+}
+
+
+# Marks a created (pending, never queued) order as queued; of concurrent callers exactly
+# one matches, because the UPDATE re-checks queued_at under the row lock.
+_MARK_QUEUED = f"""
+UPDATE orders SET queued_at = now(), updated_at = now()
+WHERE id = $1 AND status = 'pending' AND queued_at IS NULL
+RETURNING {_ORDER_COLUMNS}
 """
+
+
+# A key is claimed when it is new, expired, or held by a request that has been running
+# far longer than any request takes (its process died before finishing it).
+_CLAIM_IDEMPOTENCY_KEY = """
+INSERT INTO idempotency_keys (key, fingerprint, state, created_at, expires_at)
+VALUES ($1, $2, 'running', now(), now() + $3 * interval '1 second')
+ON CONFLICT (key) DO UPDATE SET
+    fingerprint = EXCLUDED.fingerprint,
+    state = 'running',
+    response_status = NULL,
+    response_body = NULL,
+    created_at = EXCLUDED.created_at,
+    expires_at = EXCLUDED.expires_at
+WHERE idempotency_keys.expires_at <= now()
+   OR (idempotency_keys.state = 'running'
+       AND idempotency_keys.created_at < now() - $4 * interval '1 second')
+RETURNING key
+"""
+
+_GET_IDEMPOTENCY_KEY = """
+SELECT fingerprint, state, response_status, response_body FROM idempotency_keys
+WHERE key = $1 AND expires_at > now()
+"""
+
+_FINISH_IDEMPOTENCY_KEY = """
+UPDATE idempotency_keys SET state = 'done', response_status = $3, response_body = $4
+WHERE key = $1 AND fingerprint = $2 AND state = 'running'
+"""
+
+_RELEASE_IDEMPOTENCY_KEY = """
+DELETE FROM idempotency_keys WHERE key = $1 AND fingerprint = $2 AND state = 'running'
+"""
+
+
+@attrs.frozen
+class IdempotencyRecord:
+    fingerprint: str
+    done: bool
+    response_status: int | None
+    response_body: str | None
 
 
 @attrs.frozen
@@ -217,13 +298,36 @@ class OrderStore:
         Raises StatusConflict when the current status does not lead to `new_status`,
         OrderNotFound when there is no such order.
         """
+        return await self._write(order_id, new_status, sources_of(new_status), changes, data)
+
+    async def record(
+        self,
+        order_id: uuid.UUID,
+        status: OrderStatus,
+        changes: Changes = Changes(),
+        data: Mapping[str, Any] | None = None,
+    ) -> tuple[Order, OrderEvent]:
+        """Append an event that keeps the order in `status` (a retry, a new quote), with
+        its changes; StatusConflict if the order is no longer in `status`."""
+        if status.is_terminal:
+            raise ValueError(f"a {status} order takes no further events")
+        return await self._write(order_id, status, {status}, changes, data)
+
+    async def _write(
+        self,
+        order_id: uuid.UUID,
+        status: OrderStatus,
+        sources: Iterable[OrderStatus],
+        changes: Changes,
+        data: Mapping[str, Any] | None,
+    ) -> tuple[Order, OrderEvent]:
         event_data = dict(data or {})
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
             row = await conn.fetchrow(
                 _TRANSITION,
                 order_id,
-                new_status.value,
-                [s.value for s in sources_of(new_status)],
+                status.value,
+                [s.value for s in sources],
                 changes.dex,
                 changes.quoted_amount_out,
                 changes.min_amount_out,
@@ -234,22 +338,48 @@ class OrderStore:
                 changes.failure_code,
                 changes.failure_reason,
                 event_data,
+                changes.forget_tx,
             )
             if row is None:
                 current = await conn.fetchval(_GET_STATUS, order_id)
                 if current is None:
                     raise OrderNotFound(order_id)
-                raise StatusConflict(order_id, OrderStatus(current), new_status)
+                raise StatusConflict(order_id, OrderStatus(current), status)
         order = _order(row)
         event = OrderEvent(
             order_id=order.id,
             user_wallet=order.user_wallet,
             seq=row["event_seq"],
-            status=new_status,
+            status=status,
             timestamp=order.updated_at,
             data=event_data,
         )
         return order, event
+
+    async def mark_queued(self, order_id: uuid.UUID) -> Order:
+        """Claim a pending, never-queued order for execution.
+
+        Raises StatusConflict when it is queued already or no longer pending, OrderNotFound
+        when there is no such order.
+        """
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            row = await conn.fetchrow(_MARK_QUEUED, order_id)
+            if row is None:
+                current = await conn.fetchval(_GET_STATUS, order_id)
+                if current is None:
+                    raise OrderNotFound(order_id)
+                status = OrderStatus(current)
+                detail = (
+                    "is queued for execution already" if status == "pending" else f"is {status}"
+                )
+                raise StatusConflict(
+                    order_id,
+                    status,
+                    OrderStatus.ROUTING,
+                    f"order {order_id} {detail}; only a pending order that was never "
+                    "executed can be executed",
+                )
+        return _order(row)
 
     async def get_order(self, order_id: uuid.UUID) -> Order | None:
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
@@ -262,17 +392,61 @@ class OrderStore:
         return [_event(r) for r in rows]
 
     async def list_wallet_orders(
-        self, wallet: str, *, limit: int, after: WalletCursor | None = None
+        self,
+        wallet: str,
+        *,
+        limit: int,
+        after: WalletCursor | None = None,
+        status: OrderStatus | None = None,
     ) -> list[Order]:
-        """A wallet's orders, newest first, starting after `after` when given."""
+        """A wallet's orders, newest first, starting after `after`, only in `status` if given."""
+        args: list[object] = [wallet, limit]
+        if status is not None:
+            args.append(status.value)
+        if after is not None:
+            args.extend((after.created_at, after.order_id))
+        query = WALLET_ORDER_QUERIES[status is not None, after is not None]
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
-            if after is None:
-                rows = await conn.fetch(_LIST_WALLET_ORDERS_FIRST, wallet, limit)
-            else:
-                rows = await conn.fetch(
-                    _LIST_WALLET_ORDERS_AFTER, wallet, limit, after.created_at, after.order_id
-                )
+            rows = await conn.fetch(query, *args)
         return [_order(r) for r in rows]
+
+    async def claim_idempotency_key(
+        self, key: str, fingerprint: str, *, ttl_s: float, stale_after_s: float
+    ) -> bool:
+        """True if this request now holds `key`; False if another request holds it."""
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            claimed = await conn.fetchval(
+                _CLAIM_IDEMPOTENCY_KEY, key, fingerprint, ttl_s, stale_after_s
+            )
+        return claimed is not None
+
+    async def get_idempotency_key(self, key: str) -> IdempotencyRecord | None:
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            row = await conn.fetchrow(_GET_IDEMPOTENCY_KEY, key)
+        if row is None:
+            return None
+        return IdempotencyRecord(
+            fingerprint=row["fingerprint"],
+            done=row["state"] == "done",
+            response_status=row["response_status"],
+            response_body=row["response_body"],
+        )
+
+    async def finish_idempotency_key(
+        self, key: str, fingerprint: str, status: int, body: str
+    ) -> None:
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            await conn.execute(_FINISH_IDEMPOTENCY_KEY, key, fingerprint, status, body)
+
+    async def release_idempotency_key(self, key: str, fingerprint: str) -> None:
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            await conn.execute(_RELEASE_IDEMPOTENCY_KEY, key, fingerprint)
+
+    async def list_stalled(self, *, idle_for: timedelta, limit: int) -> list[uuid.UUID]:
+        """Queued, non-terminal orders unchanged for `idle_for`, longest idle first."""
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            rows = await conn.fetch(_LIST_STALLED, idle_for, limit)
+        return [r["id"] for r in rows]
 
     async def ping(self) -> None:
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:

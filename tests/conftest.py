@@ -136,8 +136,11 @@ def settings(db_url: str, redis_prefix: str) -> Settings:
         mock_dex_execution_delay_ms=0,
         mock_dex_failure_rate=0.0,
         mock_dex_seed=7,
+        price_walk_interval_ms=0,
         shutdown_timeout_s=5.0,
         ws_heartbeat_s=5.0,
+        retry_base_ms=10,
+        retry_max_ms=50,
     )
 
 

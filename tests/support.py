@@ -1,11 +1,14 @@
-"""What many tests share: a valid order body, and following an order's socket to its end."""
+"""What many tests share: a valid order, and following an order's socket to its end."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+
+from order_engine.orders import NewOrder, OrderType
 
 WALLET = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
 OTHER_WALLET = "DRpbCBMxVnDK7maPM5tGv6MvB3v1sRMC86PZ8okm21hy"
@@ -23,6 +26,20 @@ def order_body(**changes: Any) -> dict[str, Any]:
     }
     body.update(changes)
     return body
+
+
+def new_order(input_amount: str = "1", slippage_bps: int = 100) -> NewOrder:
+    """A validated SOL -> USDC market order, for tests that go past the API."""
+    return NewOrder(
+        type=OrderType.MARKET,
+        user_wallet=WALLET,
+        input_token="SOL",
+        output_token="USDC",
+        input_amount=Decimal(input_amount),
+        slippage_bps=slippage_bps,
+        limit_price=None,
+        expires_at=None,
+    )
 
 
 async def execute(client: Client, **changes: Any) -> dict[str, Any]:

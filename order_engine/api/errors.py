@@ -5,27 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-import asyncpg
 import attrs
 from aiohttp import web
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from order_engine.appkeys import SETTINGS
+from order_engine.outage import DEPENDENCY_ERRORS
+from order_engine.services.ratelimit import RateLimited
 from order_engine.store import OrderNotFound, StatusConflict
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 5
-
-# What it looks like when Postgres or Redis cannot be reached: answered 503, not 500.
-DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.TooManyConnectionsError,
-    RedisConnectionError,
-    RedisTimeoutError,
-    OSError,
-)
 
 
 @attrs.frozen
@@ -84,6 +74,34 @@ def _from_http_exception(exc: web.HTTPException) -> ApiError:
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+JSON_CONTENT_TYPE = "application/json"
+
+
+@web.middleware
+async def body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    check_body(request)
+    return await handler(request)
+
+
+def check_body(request: web.Request) -> None:
+    """Refuse a body that is too large or not JSON before any handler reads it.
+
+    A request without a body (e.g. POST /api/orders/{orderId}/cancel) needs no content
+    type; the size is checked again by aiohttp while the body is read, for chunked bodies.
+    An unknown route or method is left to its 404 or 405.
+    """
+    if request.match_info.http_exception is not None:
+        return
+    limit = request.app[SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "payload_too_large", f"request body is over the {limit}-byte limit")
+    if request.body_exists and request.content_type != JSON_CONTENT_TYPE:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"expected Content-Type {JSON_CONTENT_TYPE}, got {request.content_type or 'none'}",
+        )
+
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -95,6 +113,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(ApiError(404, "order_not_found", str(exc)))
     except StatusConflict as exc:
         return error_response(ApiError(409, "status_conflict", str(exc)))
+    except RateLimited as exc:
+        return error_response(
+            ApiError(429, "rate_limited", str(exc), headers={"Retry-After": str(exc.retry_after_s)})
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from order_engine.api.errors import ApiError
 from order_engine.api.schemas import (
     parse_int_param,
     parse_json,
     parse_order,
     parse_order_id,
+    parse_status,
     parse_wallet,
 )
 from order_engine.api.serialize import decode_cursor, encode_cursor, event_message, order_json
@@ -21,12 +21,6 @@ DEFAULT_PAGE = 50
 
 
 async def _read_order(request: web.Request) -> NewOrder:
-    if request.content_type != "application/json":
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"expected Content-Type application/json, got {request.content_type or 'none'}",
-        )
     payload = parse_json(await request.read())
     return parse_order(payload, max_input_amount=request.app[SETTINGS].max_input_amount)
 
@@ -41,6 +35,18 @@ async def execute_new_order(request: web.Request) -> web.Response:
     body = order_json(order)
     body["wsUrl"] = f"/ws/orders/{order.id}"
     return web.json_response(body, status=202)
+
+
+async def execute_order(request: web.Request) -> web.Response:
+    order_id = parse_order_id(request.match_info["orderId"])
+    order = await request.app[ORDERS].execute(order_id)
+    return web.json_response(order_json(order), status=202)
+
+
+async def cancel_order(request: web.Request) -> web.Response:
+    order_id = parse_order_id(request.match_info["orderId"])
+    order = await request.app[ORDERS].cancel(order_id)
+    return web.json_response(order_json(order))
 
 
 async def get_order(request: web.Request) -> web.Response:
@@ -59,9 +65,12 @@ async def list_wallet_orders(request: web.Request) -> web.Response:
     limit = parse_int_param(
         request.query.get("limit"), "limit", default=DEFAULT_PAGE, low=1, high=MAX_PAGE
     )
+    status = parse_status(request.query.get("status"))
     raw_cursor = request.query.get("cursor")
     after = decode_cursor(raw_cursor) if raw_cursor else None
-    orders, next_cursor = await request.app[ORDERS].wallet_orders(wallet, limit=limit, after=after)
+    orders, next_cursor = await request.app[ORDERS].wallet_orders(
+        wallet, limit=limit, after=after, status=status
+    )
     return web.json_response(
         {
             "orders": [order_json(o) for o in orders],

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -19,12 +20,15 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn, override
 
 from order_engine.api.errors import ApiError, FieldError, validation_error
-from order_engine.orders import NewOrder, OrderType
-from order_engine.routing.tokens import TOKENS
+from order_engine.orders import NewOrder, OrderStatus, OrderType
+from order_engine.routing.tokens import TOKENS, Token
 
 DEFAULT_SLIPPAGE_BPS = 50
 MAX_SLIPPAGE_BPS = 5000
 DEFAULT_RESTING_LIFETIME = timedelta(hours=24)
+# Large enough for any pool worth simulating, small enough that a reserve in base units
+# fits the 28 digits of the default decimal context (9 decimals at most).
+MAX_POOL_RESERVE = Decimal(10) ** 15
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
@@ -133,15 +137,16 @@ def _check(errors: list[FieldError], field: str, ok: bool, message: str) -> bool
     return ok
 
 
-def _amount_rules(errors: list[FieldError], body: OrderBody, max_input_amount: Decimal) -> None:
-    amount = body.input_amount
+def _amount_rules(
+    errors: list[FieldError], amount: Decimal, input_token: str, max_input_amount: Decimal
+) -> None:
     if not _check(errors, "inputAmount", amount > 0, "must be greater than 0"):
         return
     if not _check(
         errors, "inputAmount", amount <= max_input_amount, f"must be at most {max_input_amount}"
     ):
         return
-    token = TOKENS.get(body.input_token)
+    token = TOKENS.get(input_token)
     if token is not None:
         places = -amount.normalize().as_tuple().exponent  # type: ignore[operator]
         _check(
@@ -150,6 +155,13 @@ def _amount_rules(errors: list[FieldError], body: OrderBody, max_input_amount: D
             places <= token.decimals,
             f"has more than the {token.decimals} decimals of {token.symbol}",
         )
+
+
+def _pair_rules(errors: list[FieldError], input_token: str, output_token: str) -> None:
+    known = ", ".join(TOKENS)
+    _check(errors, "inputToken", input_token in TOKENS, f"must be one of {known}")
+    _check(errors, "outputToken", output_token in TOKENS, f"must be one of {known}")
+    _check(errors, "outputToken", output_token != input_token, "must differ from inputToken")
 
 
 def _resting_rules(errors: list[FieldError], body: OrderBody, now: datetime) -> datetime | None:
@@ -201,16 +213,8 @@ def parse_order(
         is_solana_address(body.user_wallet),
         "must be a Solana address (base58 that decodes to 32 bytes)",
     )
-    known = ", ".join(TOKENS)
-    _check(errors, "inputToken", body.input_token in TOKENS, f"must be one of {known}")
-    _check(errors, "outputToken", body.output_token in TOKENS, f"must be one of {known}")
-    _check(
-        errors,
-        "outputToken",
-        body.output_token != body.input_token,
-        "must differ from inputToken",
-    )
-    _amount_rules(errors, body, max_input_amount)
+    _pair_rules(errors, body.input_token, body.output_token)
+    _amount_rules(errors, body.input_amount, body.input_token, max_input_amount)
     types = ", ".join(t.value for t in OrderType)
     if _check(errors, "type", body.type in set(OrderType), f"must be one of {types}"):
         # Resting orders are accepted by the contract but have no trigger yet: refusing
@@ -242,6 +246,36 @@ def parse_order(
     )
 
 
+@attrs.frozen
+class QuoteQuery:
+    input_token: Token
+    output_token: Token
+    input_amount: Decimal
+
+
+def parse_quote_query(query: Mapping[str, str], *, max_input_amount: Decimal) -> QuoteQuery:
+    """inputToken, outputToken and inputAmount of GET /api/quote, by the order body's rules."""
+    errors: list[FieldError] = []
+    fields = ("inputToken", "outputToken", "inputAmount")
+    for name in sorted(set(query) - set(fields)):
+        errors.append(FieldError(name, "is not a known parameter"))
+    missing = [name for name in fields if not query.get(name)]
+    errors.extend(FieldError(name, "is required") for name in missing)
+    if missing:
+        raise validation_error(errors)
+    input_token, output_token = query["inputToken"], query["outputToken"]
+    _pair_rules(errors, input_token, output_token)
+    try:
+        amount = _decimal(query["inputAmount"], Decimal)
+    except ValueError as exc:
+        errors.append(FieldError("inputAmount", str(exc)))
+    else:
+        _amount_rules(errors, amount, input_token, max_input_amount)
+    if errors:
+        raise validation_error(errors)
+    return QuoteQuery(TOKENS[input_token], TOKENS[output_token], amount)
+
+
 def parse_order_id(raw: str) -> uuid.UUID:
     if not _UUID_RE.match(raw):
         raise ApiError(400, "invalid_order_id", f"{raw!r} is not an order id (a UUID)")
@@ -264,9 +298,74 @@ def parse_int_param(
     return value
 
 
+def parse_status(raw: str | None, field: str = "status") -> OrderStatus | None:
+    if raw is None:
+        return None
+    if raw not in set(OrderStatus):
+        known = ", ".join(s.value for s in OrderStatus)
+        raise validation_error([FieldError(field, f"must be one of {known}")])
+    return OrderStatus(raw)
+
+
 def parse_wallet(raw: str, field: str = "wallet") -> str:
     if not is_solana_address(raw):
         raise validation_error(
             [FieldError(field, "must be a Solana address (base58 that decodes to 32 bytes)")]
         )
     return raw
+
+
+@attrs.frozen
+class PoolBody:
+    """`POST /api/dev/pools`: a new pool of `dex` with its opening reserves."""
+
+    dex: str
+    token_a: str
+    token_b: str
+    reserve_a: Decimal
+    reserve_b: Decimal
+
+
+_pool_renames: dict[str, Any] = {
+    a.name: override(rename=camel(a.name)) for a in attrs.fields(PoolBody)
+}
+_converter.register_structure_hook(
+    PoolBody,
+    make_dict_structure_fn(PoolBody, _converter, _cattrs_forbid_extra_keys=True, **_pool_renames),
+)
+
+
+def parse_pool(payload: Any, *, dexes: tuple[str, ...]) -> PoolBody:
+    """A pool launch body, or a validation_error naming every wrong field."""
+    if not isinstance(payload, dict):
+        raise validation_error([FieldError("body", "must be a JSON object")])
+    try:
+        body = _converter.structure(payload, PoolBody)
+    except (ClassValidationError, ForbiddenExtraKeysError) as exc:
+        raise validation_error(_structure_errors(exc)) from None
+    errors: list[FieldError] = []
+    _check(errors, "dex", body.dex in dexes, f"must be one of {', '.join(dexes)}")
+    known = ", ".join(TOKENS)
+    for field, symbol, reserve in (
+        ("tokenA", body.token_a, body.reserve_a),
+        ("tokenB", body.token_b, body.reserve_b),
+    ):
+        if _check(errors, field, symbol in TOKENS, f"must be one of {known}"):
+            unit = TOKENS[symbol].unit
+            reserve_field = field.replace("token", "reserve")
+            if _check(
+                errors,
+                reserve_field,
+                reserve >= unit,
+                f"must be at least one base unit of {symbol} ({unit})",
+            ):
+                _check(
+                    errors,
+                    reserve_field,
+                    reserve <= MAX_POOL_RESERVE,
+                    f"must be at most {MAX_POOL_RESERVE}",
+                )
+    _check(errors, "tokenB", body.token_b != body.token_a, "must differ from tokenA")
+    if errors:
+        raise validation_error(errors)
+    return body

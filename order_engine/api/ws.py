@@ -5,29 +5,52 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
-from aiohttp import WSCloseCode, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
-from order_engine.api.errors import DEPENDENCY_ERRORS, ApiError
-from order_engine.api.schemas import parse_int_param, parse_order_id
-from order_engine.api.serialize import event_message
-from order_engine.appkeys import HUB, ORDERS, SETTINGS, WEBSOCKETS
+from order_engine.api.errors import (
+    RETRY_AFTER_S,
+    ApiError,
+    FieldError,
+    error_body,
+    validation_error,
+)
+from order_engine.api.schemas import (
+    parse_int_param,
+    parse_json,
+    parse_order,
+    parse_order_id,
+    parse_wallet,
+)
+from order_engine.api.serialize import event_message, order_json
+from order_engine.appkeys import HUB, ORDERS, SETTINGS, WEBSOCKETS, WS_CLIENTS
 from order_engine.hub import SubscriberDropped, Subscription
 from order_engine.orders import OrderEvent
+from order_engine.outage import DEPENDENCY_ERRORS
 from order_engine.services.orders import OrderService
+from order_engine.services.ratelimit import RateLimited
 from order_engine.store import OrderNotFound
 
 log = logging.getLogger(__name__)
 
 CLOSE_BAD_REQUEST = 4400
 CLOSE_NOT_FOUND = 4404
+CLOSE_RATE_LIMITED = 4429
+FIRST_MESSAGE_TIMEOUT_S = 30.0
 
 
 async def _close_with_error(
-    ws: web.WebSocketResponse, code: str, message: str, close_code: int
+    ws: web.WebSocketResponse,
+    code: str,
+    message: str,
+    close_code: int,
+    details: Sequence[FieldError] = (),
 ) -> None:
-    await ws.send_json({"type": "error", "code": code, "message": message})
+    """One error message in the API's error fields, then the close."""
+    error = error_body(code, message, details)["error"]
+    assert isinstance(error, dict)
+    await ws.send_json({"type": "error", **error})
     await ws.close(code=close_code, message=code.encode()[:123])
 
 
@@ -70,16 +93,25 @@ class OrderFollower:
 
 async def _until_client_leaves(ws: web.WebSocketResponse) -> None:
     async for _ in ws:
-        pass  # Clients have nothing to say on this socket; reading keeps pings answered.
+        pass  # Clients have nothing more to say on these sockets; reading answers pings.
 
 
-async def _stream_order(request: web.Request, ws: web.WebSocketResponse) -> None:
-    try:
-        order_id = parse_order_id(request.match_info["orderId"])
-        since = parse_int_param(request.query.get("since"), "since", default=0, low=0)
-    except ApiError as exc:
-        await _close_with_error(ws, exc.code, exc.message, CLOSE_BAD_REQUEST)
-        return
+async def _until_either_ends(ws: web.WebSocketResponse, live: Awaitable[None]) -> None:
+    """Run `live` until it ends or the client leaves; re-raise what `live` raised."""
+    live_task = asyncio.ensure_future(live)
+    client = asyncio.create_task(_until_client_leaves(ws))
+    await asyncio.wait({live_task, client}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (live_task, client):
+        task.cancel()
+    await asyncio.gather(live_task, client, return_exceptions=True)
+    if not live_task.cancelled() and live_task.exception() is not None:
+        raise live_task.exception()  # type: ignore[misc]
+
+
+async def _relay_order(
+    request: web.Request, ws: web.WebSocketResponse, order_id: uuid.UUID, since: int
+) -> None:
+    """The order's events after `since` from Postgres, then live ones until terminal."""
     orders = request.app[ORDERS]
     with request.app[HUB].subscribe_order(order_id) as sub:
         # Subscribed before reading the history, so that nothing published in between is
@@ -91,36 +123,127 @@ async def _stream_order(request: web.Request, ws: web.WebSocketResponse) -> None
             return
         follower = OrderFollower(ws, orders, order_id, since)
         done = await follower.send(await orders.events(order_id, after_seq=since))
-        if done or order.status.is_terminal:
-            await ws.close(code=WSCloseCode.OK)
-            return
-        live = asyncio.create_task(follower.follow(sub))
-        client = asyncio.create_task(_until_client_leaves(ws))
-        await asyncio.wait({live, client}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (live, client):
-            task.cancel()
-        await asyncio.gather(live, client, return_exceptions=True)
-        if not live.cancelled() and live.exception() is not None:
-            raise live.exception()  # type: ignore[misc]
+        if not (done or order.status.is_terminal):
+            await _until_either_ends(ws, follower.follow(sub))
         await ws.close(code=WSCloseCode.OK)
 
 
-async def order_socket(request: web.Request) -> web.WebSocketResponse:
-    """/ws/orders/{orderId}?since=N"""
-    ws = web.WebSocketResponse(heartbeat=request.app[SETTINGS].ws_heartbeat_s)
-    await ws.prepare(request)
-    request.app[WEBSOCKETS].add(ws)
+async def _stream_order(request: web.Request, ws: web.WebSocketResponse) -> None:
     try:
-        await _stream_order(request, ws)
+        order_id = parse_order_id(request.match_info["orderId"])
+        since = parse_int_param(request.query.get("since"), "since", default=0, low=0)
+    except ApiError as exc:
+        await _close_with_error(ws, exc.code, exc.message, CLOSE_BAD_REQUEST, exc.details)
+        return
+    await _relay_order(request, ws, order_id, since)
+
+
+async def _stream_wallet(request: web.Request, ws: web.WebSocketResponse) -> None:
+    try:
+        wallet = parse_wallet(request.query.get("wallet", ""))
+    except ApiError as exc:
+        await _close_with_error(ws, exc.code, exc.message, CLOSE_BAD_REQUEST, exc.details)
+        return
+
+    with request.app[HUB].subscribe_wallet(wallet) as sub:
+
+        async def forward() -> None:
+            while True:
+                await ws.send_json(event_message(await sub.get()))
+
+        await _until_either_ends(ws, forward())
+    await ws.close(code=WSCloseCode.OK)
+
+
+async def _execute_order(request: web.Request, ws: web.WebSocketResponse) -> None:
+    try:
+        async with asyncio.timeout(FIRST_MESSAGE_TIMEOUT_S):
+            msg = await ws.receive()
+    except TimeoutError:
+        await _close_with_error(
+            ws,
+            "validation_error",
+            f"no order received within {FIRST_MESSAGE_TIMEOUT_S:g} s",
+            CLOSE_BAD_REQUEST,
+        )
+        return
+    if msg.type != WSMsgType.TEXT:
+        if msg.type not in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+            await _close_with_error(
+                ws,
+                "invalid_json",
+                "the first message must be a JSON text message",
+                CLOSE_BAD_REQUEST,
+            )
+        return
+    try:
+        new = parse_order(
+            parse_json(msg.data.encode()),
+            max_input_amount=request.app[SETTINGS].max_input_amount,
+        )
+    except ApiError as exc:
+        await _close_with_error(ws, exc.code, exc.message, CLOSE_BAD_REQUEST, exc.details)
+        return
+    try:
+        order = await request.app[ORDERS].place(new, execute=True)
+    except RateLimited as exc:
+        await _close_with_error(ws, "rate_limited", str(exc), CLOSE_RATE_LIMITED)
+        return
+    await ws.send_json({"type": "accepted", "order": order_json(order)})
+    await _relay_order(request, ws, order.id, 0)
+
+
+Session = Callable[[web.Request, web.WebSocketResponse], Awaitable[None]]
+
+
+async def _serve_socket(request: web.Request, session: Session) -> web.WebSocketResponse:
+    """What every socket shares: the per-client cap, heartbeats, the registry of open
+    sockets for shutdown, and how a slow client or a dependency outage ends it."""
+    settings = request.app[SETTINGS]
+    ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_s)
+    if not ws.can_prepare(request).ok:
+        raise validation_error([FieldError("Upgrade", "this route is a WebSocket")])
+    client = request.remote or "unknown"
+    per_client = request.app[WS_CLIENTS]
+    if per_client[client] >= settings.ws_max_per_client:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"at most {settings.ws_max_per_client} WebSockets per client address",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+    per_client[client] += 1
+    try:
+        await ws.prepare(request)
+        request.app[WEBSOCKETS].add(ws)
+        await session(request, ws)
     except ConnectionResetError:
-        log.info("order socket: the client went away mid-send")
+        log.info("%s: the client went away mid-send", request.path)
     except SubscriberDropped:
-        await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow; reconnect with since")
+        await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow; reconnect")
     except DEPENDENCY_ERRORS as exc:
-        log.warning("order socket: dependency unavailable: %r", exc)
+        log.warning("%s: dependency unavailable: %r", request.path, exc)
         await _close_with_error(
             ws, "unavailable", "a dependency is unavailable", WSCloseCode.TRY_AGAIN_LATER
         )
     finally:
         request.app[WEBSOCKETS].discard(ws)
+        per_client[client] -= 1
+        if not per_client[client]:
+            del per_client[client]
     return ws
+
+
+async def order_socket(request: web.Request) -> web.WebSocketResponse:
+    """/ws/orders/{orderId}?since=N"""
+    return await _serve_socket(request, _stream_order)
+
+
+async def wallet_socket(request: web.Request) -> web.WebSocketResponse:
+    """/ws/orders?wallet=W: live status messages of every order of the wallet."""
+    return await _serve_socket(request, _stream_wallet)
+
+
+async def execute_socket(request: web.Request) -> web.WebSocketResponse:
+    """/api/orders/execute (GET with Upgrade): an order in, its statuses out."""
+    return await _serve_socket(request, _execute_order)

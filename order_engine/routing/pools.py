@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Context, Decimal, localcontext
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Context, Decimal, localcontext
+from typing import Protocol
 
 import attrs
 
@@ -13,6 +14,7 @@ _PRICE_CONTEXT = Context(prec=18)
 # Wide enough that the reserves and any input stay exact, and rounding toward zero so
 # that the division can never round up to more than the pool holds.
 _SWAP_CONTEXT = Context(prec=60, rounding=ROUND_DOWN)
+_WALK_CONTEXT = Context(prec=40)
 
 
 def price_of(amount_in: Decimal, amount_out: Decimal) -> Decimal:
@@ -29,22 +31,40 @@ class Quote:
     amount_out: Decimal
     fee_bps: int
     price_impact_bps: Decimal
+    # The fee in input-token units; kept by the pool, so it is part of what the swap costs.
+    fee: Decimal = Decimal(0)
 
     @property
     def price(self) -> Decimal:
         return price_of(self.input_amount, self.amount_out)
 
 
+class Pool(Protocol):
+    dex: str
+    token_a: Token
+    token_b: Token
+    reserve_a: Decimal
+    reserve_b: Decimal
+
+    def quote(self, input_symbol: str, amount_in: Decimal) -> Quote: ...
+
+    def apply(self, input_symbol: str, amount_in: Decimal, amount_out: Decimal) -> None: ...
+
+    def shift_price(self, factor: Decimal) -> None: ...
+
+    @property
+    def price_a_in_b(self) -> Decimal: ...
+
+
 @attrs.define
-class ConstantProductPool:
-    """An x*y=k pool that takes its fee from the input, as Raydium's AMM does."""
+class _CurvePool:
+    """x*y=k reserves and a fee taken from the input; subclasses decide the fee rate."""
 
     dex: str
     token_a: Token
     token_b: Token
     reserve_a: Decimal
     reserve_b: Decimal
-    fee_bps: int
 
     def _sides(self, input_symbol: str) -> tuple[Token, Decimal, Decimal]:
         """The output token and the (input, output) reserves for a swap from `input_symbol`."""
@@ -54,10 +74,15 @@ class ConstantProductPool:
             return self.token_a, self.reserve_b, self.reserve_a
         raise ValueError(f"{input_symbol} is not in this pool")
 
+    def _fee_rate(self, amount_in: Decimal, reserve_in: Decimal) -> Decimal:
+        raise NotImplementedError
+
     def quote(self, input_symbol: str, amount_in: Decimal) -> Quote:
         token_out, reserve_in, reserve_out = self._sides(input_symbol)
         with localcontext(_SWAP_CONTEXT):
-            in_after_fee = amount_in * (BPS - self.fee_bps) / BPS
+            rate = self._fee_rate(amount_in, reserve_in)
+            fee = amount_in * rate
+            in_after_fee = amount_in - fee
             reserve_in_after = reserve_in + in_after_fee
             exact_out = reserve_out * in_after_fee / reserve_in_after
         amount_out = token_out.round_down(exact_out)
@@ -68,8 +93,9 @@ class ConstantProductPool:
             output_token=token_out.symbol,
             input_amount=amount_in,
             amount_out=amount_out,
-            fee_bps=self.fee_bps,
+            fee_bps=int((rate * BPS).to_integral_value(ROUND_HALF_UP)),
             price_impact_bps=impact,
+            fee=fee.normalize(_PRICE_CONTEXT),
         )
 
     def apply(self, input_symbol: str, amount_in: Decimal, amount_out: Decimal) -> None:
@@ -80,3 +106,47 @@ class ConstantProductPool:
         else:
             self.reserve_b += amount_in
             self.reserve_a -= amount_out
+
+    def shift_price(self, factor: Decimal) -> None:
+        """Multiply the price of token_a (in token_b) by `factor`, keeping k about the same.
+
+        This stands for trades elsewhere in the market; the reserves stay whole base
+        units, rounded down.
+        """
+        with localcontext(_WALK_CONTEXT):
+            root = factor.sqrt()
+            self.reserve_a = self.token_a.round_down(self.reserve_a / root)
+            self.reserve_b = self.token_b.round_down(self.reserve_b * root)
+
+    @property
+    def price_a_in_b(self) -> Decimal:
+        return price_of(self.reserve_a, self.reserve_b)
+
+
+@attrs.define
+class ConstantProductPool(_CurvePool):
+    """An x*y=k pool with a fixed fee taken from the input, as Raydium's AMM does."""
+
+    fee_bps: int = 25
+
+    def _fee_rate(self, amount_in: Decimal, reserve_in: Decimal) -> Decimal:
+        return Decimal(self.fee_bps) / BPS
+
+
+@attrs.define
+class DynamicFeePool(_CurvePool):
+    """Meteora-style dynamic fee: a low base fee that rises with the trade's share of the pool.
+
+    The fee rate is base + variable_factor * amount_in / (reserve_in + amount_in), capped
+    at max_fee_bps. Small trades pay little; large ones pay for the volatility they cause.
+    A variable factor below 0.45 keeps the output growing with the input (the input net
+    of the fee still grows), which the tests check.
+    """
+
+    base_fee_bps: int = 10
+    max_fee_bps: int = 100
+    variable_factor: Decimal = Decimal("0.3")
+
+    def _fee_rate(self, amount_in: Decimal, reserve_in: Decimal) -> Decimal:
+        variable = self.variable_factor * amount_in / (reserve_in + amount_in)
+        return min(Decimal(self.base_fee_bps) / BPS + variable, Decimal(self.max_fee_bps) / BPS)

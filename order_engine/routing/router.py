@@ -1,8 +1,10 @@
-"""Asks every venue for a quote at once and picks the best output net of fees."""
+"""Finds the best execution: every venue direct, a split across two venues, or a path
+through an intermediate token, each quoted by the venues themselves."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Sequence
 from decimal import Decimal
@@ -10,20 +12,103 @@ from decimal import Decimal
 import attrs
 
 from order_engine.routing.pools import BPS, Quote
-from order_engine.routing.tokens import Token
-from order_engine.routing.venues import NoPool, Venue
+from order_engine.routing.tokens import TOKENS, Token
+from order_engine.routing.venues import NoPool, SwapLeg, Venue
 
 log = logging.getLogger(__name__)
+
+# Tokens a path may pass through: the ones nearly every pool is paired with.
+HUBS = ("SOL", "USDC", "USDT")
+# The share of the order sent to the first venue of a split, tried in these steps.
+SPLIT_SHARES = tuple(Decimal(i) / 10 for i in range(1, 10))
+# A split is worth its extra quotes only once one venue alone moves the price this much;
+# below it the fee, not the depth, decides, and splitting cannot beat the cheaper venue.
+SPLIT_MIN_IMPACT_BPS = Decimal(10)
+
+DIRECT, SPLIT, TWO_HOP = "direct", "split", "two-hop"
+# An order's `dex` for a route of several legs (API.md).
+MULTI_LEG_DEXES = frozenset({"split", "multi"})
 
 
 class NoRoute(Exception):
     """No venue quoted the pair: the order cannot be executed."""
 
 
+class QuotesUnavailable(Exception):
+    """No venue quoted, but some failed or timed out rather than lacking a pool: a
+    transient failure, worth trying again later."""
+
+
+@attrs.frozen
+class Route:
+    """A way to execute the order: one or more venue quotes and what they pay together."""
+
+    kind: str
+    legs: tuple[Quote, ...]
+    amount_out: Decimal
+
+    @property
+    def dex(self) -> str:
+        """The DEX of a one-leg route; `split` or `multi` (API.md) otherwise."""
+        if self.kind == DIRECT:
+            return self.legs[0].dex
+        return "split" if self.kind == SPLIT else "multi"
+
+    @property
+    def input_amount(self) -> Decimal:
+        """What the route spends: a path's first leg, or all the legs of a split."""
+        if self.kind == TWO_HOP:
+            return self.legs[0].input_amount
+        return sum((q.input_amount for q in self.legs), Decimal(0))
+
+    def swap_legs(self) -> tuple[SwapLeg, ...]:
+        """The legs to send; a direct route needs none beyond the transaction itself."""
+        if self.kind == DIRECT:
+            return ()
+        if self.kind == SPLIT:
+            return tuple(
+                SwapLeg(q.dex, q.input_token, q.output_token, q.input_amount) for q in self.legs
+            )
+        first, second = self.legs
+        return (
+            SwapLeg(first.dex, first.input_token, first.output_token, first.input_amount),
+            SwapLeg(second.dex, second.input_token, second.output_token, None),
+        )
+
+    def as_quote(self) -> Quote:
+        """The route as one quote from the first input to the last output."""
+        if self.kind == DIRECT:
+            return self.legs[0]
+        first, last = self.legs[0], self.legs[-1]
+        return Quote(
+            dex=self.dex,
+            input_token=first.input_token,
+            output_token=last.output_token,
+            input_amount=self.input_amount,
+            amount_out=self.amount_out,
+            fee_bps=max(q.fee_bps for q in self.legs),
+            price_impact_bps=max(q.price_impact_bps for q in self.legs),
+        )
+
+    def describe(self) -> str:
+        legs = " + ".join(
+            f"{q.dex}:{q.input_amount} {q.input_token}->{q.amount_out} {q.output_token}"
+            for q in self.legs
+        )
+        return f"{self.kind}[{legs}]={self.amount_out}"
+
+
 @attrs.frozen
 class RoutingDecision:
+    # One quote per venue for the direct pair (API.md's `quotes`).
     quotes: tuple[Quote, ...]
-    best: Quote
+    # Every route compared; `route` is the one paying most.
+    candidates: tuple[Route, ...]
+    route: Route
+
+    @property
+    def best(self) -> Quote:
+        return self.route.as_quote()
 
 
 def choose_best(quotes: Sequence[Quote]) -> Quote:
@@ -31,6 +116,13 @@ def choose_best(quotes: Sequence[Quote]) -> Quote:
     if not quotes:
         raise NoRoute("no venue quoted")
     return max(quotes, key=lambda q: q.amount_out)
+
+
+def choose_route(candidates: Sequence[Route]) -> Route:
+    """The route paying the most; on a tie the first, so the simpler kinds (listed first) win."""
+    if not candidates:
+        raise NoRoute("no route quoted")
+    return max(candidates, key=lambda r: r.amount_out)
 
 
 def min_amount_out(quoted: Decimal, slippage_bps: int, token: Token) -> Decimal:
@@ -47,31 +139,92 @@ class Router:
     def venues(self) -> dict[str, Venue]:
         return {v.name: v for v in self._venues}
 
-    async def _quote(self, venue: Venue, src: Token, dst: Token, amount: Decimal) -> Quote | None:
+    async def _quote(
+        self, venue: Venue, src: Token, dst: Token, amount: Decimal, failed: set[str]
+    ) -> Quote | None:
+        """The venue's quote, or None if it has no pool, pays nothing, fails or is too slow;
+        a venue that fails or times out goes into `failed` and is not asked again."""
         try:
-            return await asyncio.wait_for(venue.quote(src, dst, amount), self._quote_timeout_s)
+            quote = await asyncio.wait_for(venue.quote(src, dst, amount), self._quote_timeout_s)
         except NoPool:
             return None
         except TimeoutError:
             log.warning("quote from %s timed out after %ss", venue.name, self._quote_timeout_s)
+            failed.add(venue.name)
             return None
         except Exception:
             # One venue failing must not fail the order while another can quote.
             log.exception("quote from %s failed", venue.name)
+            failed.add(venue.name)
             return None
+        return quote if quote.amount_out > 0 else None
+
+    async def _quotes(
+        self, asks: Sequence[tuple[Venue, Token, Token, Decimal]], failed: set[str]
+    ) -> list[Quote | None]:
+        return list(await asyncio.gather(*(self._quote(v, s, d, a, failed) for v, s, d, a in asks)))
 
     async def route(self, src: Token, dst: Token, amount: Decimal) -> RoutingDecision:
-        results = await asyncio.gather(*(self._quote(v, src, dst, amount) for v in self._venues))
-        quotes = tuple(q for q in results if q is not None and q.amount_out > 0)
-        if not quotes:
+        """Raises NoRoute when no venue can quote the pair, QuotesUnavailable when the
+        venues that might have failed or timed out."""
+        failed: set[str] = set()
+        hubs = [TOKENS[h] for h in HUBS if h not in (src.symbol, dst.symbol)]
+        # Round one, all at once: every venue direct, and the first hop to every hub.
+        direct_asks = [(v, src, dst, amount) for v in self._venues]
+        hop_asks = [(v, src, hub, amount) for hub in hubs for v in self._venues]
+        results = await self._quotes(direct_asks + hop_asks, failed)
+        direct = [q for q in results[: len(direct_asks)] if q is not None]
+        first_hops = [q for q in results[len(direct_asks) :] if q is not None]
+
+        # Round two, all at once: the second hop from the best first hop to each hub,
+        # and the split shares if one venue alone would move the price enough.
+        live = [v for v in self._venues if v.name not in failed]
+        best_first = {
+            hub.symbol: choose_best(hop)
+            for hub in hubs
+            if (hop := [q for q in first_hops if q.output_token == hub.symbol])
+        }
+        second_asks = [
+            (v, TOKENS[hub], dst, q.amount_out) for hub, q in best_first.items() for v in live
+        ]
+        split_asks: list[tuple[Venue, Token, Token, Decimal]] = []
+        if direct and choose_best(direct).price_impact_bps >= SPLIT_MIN_IMPACT_BPS:
+            quoted = [v for v in live if any(q.dex == v.name for q in direct)]
+            for a, b in itertools.combinations(quoted, 2):
+                for share in SPLIT_SHARES:
+                    part = src.round_down(amount * share)
+                    if 0 < part < amount:
+                        split_asks += [(a, src, dst, part), (b, src, dst, amount - part)]
+        results = await self._quotes(second_asks + split_asks, failed)
+        second_hops = results[: len(second_asks)]
+        split_quotes = results[len(second_asks) :]
+
+        candidates = [Route(DIRECT, (q,), q.amount_out) for q in direct]
+        for i in range(0, len(split_quotes), 2):
+            a_quote, b_quote = split_quotes[i], split_quotes[i + 1]
+            if a_quote is not None and b_quote is not None:
+                total = a_quote.amount_out + b_quote.amount_out
+                candidates.append(Route(SPLIT, (a_quote, b_quote), total))
+        for hub, first in best_first.items():
+            seconds = [q for q in second_hops if q is not None and q.input_token == hub]
+            if seconds:
+                second = choose_best(seconds)
+                candidates.append(Route(TWO_HOP, (first, second), second.amount_out))
+        if not candidates:
+            if failed:
+                raise QuotesUnavailable(
+                    f"no venue could quote {src.symbol} -> {dst.symbol}: "
+                    f"{', '.join(sorted(failed))} failed or timed out"
+                )
             raise NoRoute(f"no venue quotes {src.symbol} -> {dst.symbol} for {amount}")
-        best = choose_best(quotes)
+        chosen = choose_route(candidates)
         log.info(
-            "routed %s %s -> %s to %s: %s",
+            "routed %s %s -> %s: chose %s; compared %s; venues left out: %s",
             amount,
             src.symbol,
             dst.symbol,
-            best.dex,
-            ", ".join(f"{q.dex}={q.amount_out}" for q in quotes),
+            chosen.describe(),
+            "; ".join(c.describe() for c in candidates),
+            ", ".join(sorted(failed)) or "none",
         )
-        return RoutingDecision(quotes=quotes, best=best)
+        return RoutingDecision(quotes=tuple(direct), candidates=tuple(candidates), route=chosen)

@@ -24,6 +24,8 @@ class Token:
 
 
 # SOL trades as wrapped SOL, whose mint this is.
+# Orders name it SOL: the engine wraps native SOL before the swap and unwraps it after.
+NATIVE_SOL = "SOL"
 TOKENS: dict[str, Token] = {
     t.symbol: t
     for t in (
@@ -34,5 +36,11 @@ TOKENS: dict[str, Token] = {
         Token("JUP", "JUPyiwrYJFskUPiHa7hkeR8VUtAeFoSYbKedZNsDvCN", 6),
         Token("RAY", "4k3Dyjzvzp8eMZWUXbBCjEvwSkkk59S5iCNLY3QrkX6R", 6),
         Token("WIF", "EKpQGSJtjMFqKZ9KQanSqYXRcF8fBopzLHYxdM65zcjm", 6),
+        Token("ORCA", "orcaEKTdK7LKz57vaAYr9QeNsVEPfiu6QeMU1kektZE", 6),
+        Token("PYTH", "HZ1JovNiVvGrGNiiYvEozEVgZ58xaU3RKwX8eACQBCt3", 6),
+        Token("JTO", "jtojtomepa8beP8AuQc6eXt5FriJwfFMwQx2v2f9mCL", 9),
+        # No pool trades these at start: they are launched later, for sniper orders.
+        Token("POPCAT", "7GCihgDB8fe6KNjn2MYtkzZcRjQy3t9GHdC8uHYmW2hr", 9),
+        Token("MEW", "MEW1gQWJ3nEXg2qgERiKu7FAFj79PHvQVREQUzScPP5", 5),
     )
 }

@@ -30,6 +30,17 @@ class SlippageExceeded(Exception):
 
 
 @attrs.frozen
+class SwapLeg:
+    """One pool swap of a route. No input amount: spend what the earlier legs paid out
+    in this leg's input token (the second hop of a path)."""
+
+    dex: str
+    input_token: str
+    output_token: str
+    input_amount: Decimal | None
+
+
+@attrs.frozen
 class SwapTransaction:
     signature: str
     order_id: uuid.UUID
@@ -38,6 +49,9 @@ class SwapTransaction:
     output_token: str
     input_amount: Decimal
     min_amount_out: Decimal
+    # Empty for a plain swap on `dex`; the legs of a split or two-hop route otherwise,
+    # all settled together or not at all.
+    legs: tuple[SwapLeg, ...] = ()
 
 
 @attrs.frozen

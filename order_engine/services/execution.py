@@ -4,22 +4,44 @@ Each step reads what the previous one persisted, so an order picked up again aft
 crash carries on from its stored status instead of starting over: a transaction whose
 signature is stored is never rebuilt, and a submitted one is looked up on the chain
 before anything is sent again.
+
+A transient failure (every DEX failing to quote, a DEX refusing the transaction) is
+not a step back: the order stays in its status, an event records the next attempt and
+its reason, and the caller schedules that attempt after a backoff. A retry re-quotes;
+a transaction the DEX refused is forgotten and a new one built.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import uuid
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
+
+import attrs
 
 from order_engine.formats import decimal_str
 from order_engine.orders import Changes, FailureCode, Order, OrderStatus
+from order_engine.retry import RetryPolicy
 from order_engine.routing.pools import Quote
-from order_engine.routing.router import NoRoute, Router, min_amount_out
-from order_engine.routing.tokens import TOKENS
+from order_engine.routing.router import (
+    DIRECT,
+    MULTI_LEG_DEXES,
+    TWO_HOP,
+    NoRoute,
+    QuotesUnavailable,
+    Route,
+    Router,
+    RoutingDecision,
+    min_amount_out,
+)
+from order_engine.routing.tokens import NATIVE_SOL, TOKENS
 from order_engine.routing.venues import (
     SlippageExceeded,
+    SwapLeg,
+    SwapReceipt,
     SwapTransaction,
     VenueUnavailable,
     transaction_signature,
@@ -37,41 +59,99 @@ def quote_data(quote: Quote) -> dict[str, Any]:
         "price": decimal_str(quote.price),
         "feeBps": quote.fee_bps,
         "priceImpactBps": decimal_str(quote.price_impact_bps),
+        "fee": decimal_str(quote.fee),
     }
 
 
-def route_data(quote: Quote) -> dict[str, Any]:
+def route_data(route: Route | Quote) -> dict[str, Any]:
+    """API.md's route, with its kind and the native SOL wrapped before and unwrapped after."""
+    if isinstance(route, Quote):
+        route = Route(DIRECT, (route,), route.amount_out)
+    first, last = route.legs[0], route.legs[-1]
     return {
-        "amountOut": decimal_str(quote.amount_out),
+        "kind": route.kind,
+        "amountOut": decimal_str(route.amount_out),
         "legs": [
             {
-                "dex": quote.dex,
-                "inputToken": quote.input_token,
-                "outputToken": quote.output_token,
-                "inputAmount": decimal_str(quote.input_amount),
-                "amountOut": decimal_str(quote.amount_out),
+                "dex": q.dex,
+                "inputToken": q.input_token,
+                "outputToken": q.output_token,
+                "inputAmount": decimal_str(q.input_amount),
+                "amountOut": decimal_str(q.amount_out),
+                "feeBps": q.fee_bps,
+                "priceImpactBps": decimal_str(q.price_impact_bps),
             }
+            for q in route.legs
         ],
+        "wrapSol": decimal_str(route.input_amount) if first.input_token == NATIVE_SOL else None,
+        "unwrapSol": decimal_str(route.amount_out) if last.output_token == NATIVE_SOL else None,
     }
+
+
+@attrs.frozen
+class Outcome:
+    """Where one run left the order: terminal, or waiting `retry_in_s` for its next
+    attempt; `order` is None when no such order exists."""
+
+    order: Order | None
+    retry_in_s: float | None = None
+
+
+class _Transient(Exception):
+    def __init__(self, code: FailureCode, reason: str, *, forget_tx: bool = False) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.forget_tx = forget_tx
 
 
 class Executor:
-    def __init__(self, store: OrderStore, transitions: Transitions, router: Router) -> None:
+    def __init__(
+        self,
+        store: OrderStore,
+        transitions: Transitions,
+        router: Router,
+        *,
+        retry: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self._store = store
         self._transitions = transitions
         self._router = router
         self._venues = router.venues
+        self._retry = retry or RetryPolicy()
+        self._rng = rng or random.Random()
 
-    async def run(self, order_id: uuid.UUID) -> Order | None:
-        """Drive the order until it is terminal; None if it does not exist."""
+    async def run(self, order_id: uuid.UUID) -> Outcome:
+        """Drive the order until it is terminal or waits for a retry."""
         order = await self._store.get_order(order_id)
         while order is not None and not order.status.is_terminal:
             try:
-                order = await self._step(order)
+                try:
+                    order = await self._step(order)
+                except _Transient as exc:
+                    return await self._after_transient(order, exc)
             except StatusConflict as exc:
                 # Someone else moved the order (a cancel, another delivery): go on from
                 # what it is now.
                 log.info("order %s: %s", order.id, exc)
+                order = await self._store.get_order(order_id)
+        return Outcome(order)
+
+    async def abandon(self, order_id: uuid.UUID, reason: str) -> Order | None:
+        """End an order that cannot be run (its entry was dead-lettered): failed with
+        `dead_lettered`, unless the chain shows its swap went through."""
+        order = await self._store.get_order(order_id)
+        while order is not None and not order.status.is_terminal:
+            try:
+                receipt = None
+                if order.status is OrderStatus.SUBMITTED and order.tx_hash and order.dex:
+                    venue = self._venues.get(order.dex)
+                    receipt = venue and await venue.find_swap(order.tx_hash)
+                if receipt:
+                    return await self._confirm(order, receipt)
+                return await self._fail(order, FailureCode.DEAD_LETTERED, reason)
+            except StatusConflict:
                 order = await self._store.get_order(order_id)
         return order
 
@@ -85,9 +165,37 @@ class Executor:
                 return await self._move(
                     order, OrderStatus.SUBMITTED, data={"txHash": order.tx_hash}
                 )
+            case OrderStatus.SUBMITTED if order.tx_hash is None:
+                return await self._rebuild(order)
             case OrderStatus.SUBMITTED:
                 return await self._settle(order)
         raise AssertionError(f"no step leads on from {order.status}")
+
+    async def _after_transient(self, order: Order, exc: _Transient) -> Outcome:
+        attempt = max(order.attempts, 1)
+        if not self._retry.allows(attempt):
+            return Outcome(await self._fail(order, exc.code, exc.reason))
+        delay = self._retry.delay_s(attempt, self._rng)
+        log.warning(
+            "order %s: attempt %d failed (%s); attempt %d in %.2fs",
+            order.id,
+            attempt,
+            exc.reason,
+            attempt + 1,
+            delay,
+        )
+        waiting = await self._transitions.record(
+            order.id,
+            order.status,
+            Changes(attempts=attempt + 1, forget_tx=exc.forget_tx),
+            {
+                "attempt": attempt + 1,
+                "code": exc.code.value,
+                "reason": exc.reason,
+                "retryInMs": round(delay * 1000),
+            },
+        )
+        return Outcome(waiting, retry_in_s=delay)
 
     async def _move(
         self,
@@ -96,7 +204,9 @@ class Executor:
         changes: Changes = Changes(),
         data: Mapping[str, Any] | None = None,
     ) -> Order:
-        moved = await self._transitions.apply(order.id, status, changes, data)
+        moved = await self._transitions.apply(
+            order.id, status, changes, data, since=order.updated_at
+        )
         log.info("order %s: %s -> %s", order.id, order.status, status)
         return moved
 
@@ -109,30 +219,65 @@ class Executor:
             {"code": code.value, "reason": reason, "attempt": attempt},
         )
 
-    async def _route(self, order: Order) -> Order:
+    async def _decide(self, order: Order) -> RoutingDecision:
         src, dst = TOKENS[order.input_token], TOKENS[order.output_token]
         try:
-            decision = await self._router.route(src, dst, order.input_amount)
+            return await self._router.route(src, dst, order.input_amount)
+        except QuotesUnavailable as exc:
+            raise _Transient(FailureCode.DEX_ERROR, str(exc)) from exc
+
+    def _routing_data(self, order: Order, decision: RoutingDecision) -> dict[str, Any]:
+        route = decision.route
+        data: dict[str, Any] = {
+            "quotes": [quote_data(q) for q in decision.quotes],
+            "dex": route.dex,
+            "route": route_data(route),
+        }
+        if order.attempts > 1:
+            data["attempt"] = order.attempts
+        return data
+
+    async def _route(self, order: Order) -> Order:
+        try:
+            decision = await self._decide(order)
         except NoRoute as exc:
             return await self._fail(order, FailureCode.NO_ROUTE, str(exc))
-        best = decision.best
+        route = decision.route
         return await self._move(
             order,
             OrderStatus.ROUTING,
-            Changes(dex=best.dex, quoted_amount_out=best.amount_out, attempts=order.attempts + 1),
-            {
-                "quotes": [quote_data(q) for q in decision.quotes],
-                "dex": best.dex,
-                "route": route_data(best),
-            },
+            Changes(
+                dex=route.dex,
+                quoted_amount_out=route.amount_out,
+                attempts=max(order.attempts, 1),
+            ),
+            self._routing_data(order, decision),
+        )
+
+    def _minimum(self, order: Order, quoted: Decimal) -> Decimal:
+        return min_amount_out(quoted, order.slippage_bps, TOKENS[order.output_token])
+
+    async def _stored_legs(self, order: Order) -> tuple[SwapLeg, ...]:
+        """The legs of the order's split or two-hop route, from the latest event that
+        chose a route (routing, or the rebuild of a retry): stored before the swap is
+        built, so a resumed order sends the same route."""
+        events = await self._store.list_events(order.id)
+        route = next(e.data["route"] for e in reversed(events) if "route" in e.data)
+        return tuple(
+            SwapLeg(
+                leg["dex"],
+                leg["inputToken"],
+                leg["outputToken"],
+                # A path's second hop spends whatever the first one pays out.
+                None if route["kind"] == TWO_HOP and i > 0 else Decimal(leg["inputAmount"]),
+            )
+            for i, leg in enumerate(route["legs"])
         )
 
     async def _build(self, order: Order) -> Order:
         assert order.dex is not None
         assert order.quoted_amount_out is not None
-        minimum = min_amount_out(
-            order.quoted_amount_out, order.slippage_bps, TOKENS[order.output_token]
-        )
+        minimum = self._minimum(order, order.quoted_amount_out)
         signature = transaction_signature(
             order.id, order.dex, order.input_amount, minimum, order.attempts
         )
@@ -145,11 +290,41 @@ class Executor:
             {"dex": order.dex, "minAmountOut": decimal_str(minimum)},
         )
 
+    async def _rebuild(self, order: Order) -> Order:
+        """A retry of a transaction the DEX refused: quote again and build a new one,
+        stored (like the first) before it is sent."""
+        try:
+            decision = await self._decide(order)
+        except NoRoute as exc:
+            return await self._fail(order, FailureCode.NO_ROUTE, str(exc))
+        route = decision.route
+        minimum = self._minimum(order, route.amount_out)
+        signature = transaction_signature(
+            order.id, route.dex, order.input_amount, minimum, order.attempts
+        )
+        return await self._transitions.record(
+            order.id,
+            OrderStatus.SUBMITTED,
+            Changes(
+                dex=route.dex,
+                quoted_amount_out=route.amount_out,
+                min_amount_out=minimum,
+                tx_hash=signature,
+            ),
+            {
+                **self._routing_data(order, decision),
+                "minAmountOut": decimal_str(minimum),
+                "txHash": signature,
+            },
+        )
+
     async def _settle(self, order: Order) -> Order:
         assert order.dex is not None
         assert order.tx_hash is not None
         assert order.min_amount_out is not None
-        venue = self._venues.get(order.dex)
+        legs = await self._stored_legs(order) if order.dex in MULTI_LEG_DEXES else ()
+        # A route over several pools is one transaction, sent through its first leg's DEX.
+        venue = self._venues.get(legs[0].dex if legs else order.dex)
         if venue is None:
             return await self._fail(order, FailureCode.DEX_ERROR, f"unknown dex {order.dex}")
         tx = SwapTransaction(
@@ -160,17 +335,27 @@ class Executor:
             output_token=order.output_token,
             input_amount=order.input_amount,
             min_amount_out=order.min_amount_out,
+            legs=legs,
         )
         try:
             receipt = await venue.find_swap(tx.signature) or await venue.execute(tx)
         except SlippageExceeded as exc:
             return await self._fail(order, FailureCode.SLIPPAGE_EXCEEDED, str(exc))
         except VenueUnavailable as exc:
-            return await self._fail(order, FailureCode.DEX_ERROR, str(exc))
+            raise _Transient(FailureCode.DEX_ERROR, str(exc), forget_tx=True) from exc
+        return await self._confirm(order, receipt)
+
+    async def _confirm(self, order: Order, receipt: SwapReceipt) -> Order:
+        # The receipt's signature, not the order's: if the chain already settled this
+        # order under an earlier transaction, that one is what happened.
         return await self._move(
             order,
             OrderStatus.CONFIRMED,
-            Changes(amount_out=receipt.amount_out, executed_price=receipt.executed_price),
+            Changes(
+                tx_hash=receipt.signature,
+                amount_out=receipt.amount_out,
+                executed_price=receipt.executed_price,
+            ),
             {
                 "txHash": receipt.signature,
                 "amountOut": decimal_str(receipt.amount_out),

@@ -8,8 +8,11 @@ import uuid
 from redis.exceptions import RedisError
 
 from order_engine.hub import Hub
+from order_engine.logs import bind_order
+from order_engine.metrics import Metrics
 from order_engine.orders import Changes, FailureCode, NewOrder, Order, OrderEvent, OrderStatus
 from order_engine.queue import OrderQueue
+from order_engine.services.ratelimit import SubmissionLimiter
 from order_engine.services.transitions import Transitions
 from order_engine.store import OrderNotFound, OrderStore, WalletCursor
 
@@ -18,36 +21,80 @@ log = logging.getLogger(__name__)
 
 class OrderService:
     def __init__(
-        self, store: OrderStore, queue: OrderQueue, hub: Hub, transitions: Transitions
+        self,
+        store: OrderStore,
+        queue: OrderQueue,
+        hub: Hub,
+        transitions: Transitions,
+        metrics: Metrics | None = None,
+        limiter: SubmissionLimiter | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
         self._hub = hub
         self._transitions = transitions
+        self._metrics = metrics
+        self._limiter = limiter
 
     async def place(self, new: NewOrder, *, execute: bool) -> Order:
         """Persist a pending order and, with `execute`, queue it.
 
         The row is committed before the queue entry is written. If the queue cannot take
         the entry, the order is failed (so that it cannot run later behind the client's
-        back) and the Redis error goes up, for the API to answer 503.
+        back) and the Redis error goes up, for the API to answer 503. RateLimited, before
+        anything is stored, when the wallet or the service is over its submission limit.
         """
+        if self._limiter is not None:
+            await self._limiter.check(new.user_wallet)
         order, event = await self._store.insert_order(new, queued=execute)
+        bind_order(order.id)
         await self._hub.publish(event)
         if execute:
-            try:
-                await self._queue.enqueue(order.id)
-            except (RedisError, OSError) as exc:
-                reason = f"the order could not be queued: {exc}"
-                log.error("order %s: %s", order.id, reason)
-                await self._transitions.apply(
-                    order.id,
-                    OrderStatus.FAILED,
-                    Changes(failure_code=FailureCode.ENQUEUE_FAILED.value, failure_reason=reason),
-                    {"code": FailureCode.ENQUEUE_FAILED.value, "reason": reason, "attempt": 0},
-                )
-                raise
+            await self._enqueue_or_fail(order)
+        log.info("order %s: accepted, %s", order.id, "queued" if execute else "pending")
+        if self._metrics is not None:
+            self._metrics.accepted(queued=execute)
         return order
+
+    async def execute(self, order_id: uuid.UUID) -> Order:
+        """Queue a created order; StatusConflict if it was queued before or is not pending.
+
+        Of concurrent calls exactly one gets past the store's conditional update.
+        """
+        bind_order(order_id)
+        order = await self._store.mark_queued(order_id)
+        await self._enqueue_or_fail(order)
+        log.info("order %s: queued", order_id)
+        if self._metrics is not None:
+            self._metrics.accepted(queued=True)
+        return order
+
+    async def cancel(self, order_id: uuid.UUID) -> Order:
+        """Cancel a pending or waiting order; StatusConflict from any other status.
+
+        A queue entry of the order may still be read later: the worker finds the order
+        terminal and acknowledges the entry without running anything.
+        """
+        bind_order(order_id)
+        order = await self._transitions.apply(
+            order_id, OrderStatus.CANCELLED, data={"reason": "cancelled by the user"}
+        )
+        log.info("order %s: cancelled by the user", order_id)
+        return order
+
+    async def _enqueue_or_fail(self, order: Order) -> None:
+        try:
+            await self._queue.enqueue(order.id)
+        except (RedisError, OSError) as exc:
+            reason = f"the order could not be queued: {exc}"
+            log.error("order %s: %s", order.id, reason)
+            await self._transitions.apply(
+                order.id,
+                OrderStatus.FAILED,
+                Changes(failure_code=FailureCode.ENQUEUE_FAILED.value, failure_reason=reason),
+                {"code": FailureCode.ENQUEUE_FAILED.value, "reason": reason, "attempt": 0},
+            )
+            raise
 
     async def get(self, order_id: uuid.UUID) -> Order:
         order = await self._store.get_order(order_id)
@@ -63,10 +110,17 @@ class OrderService:
         return events
 
     async def wallet_orders(
-        self, wallet: str, *, limit: int, after: WalletCursor | None
+        self,
+        wallet: str,
+        *,
+        limit: int,
+        after: WalletCursor | None,
+        status: OrderStatus | None = None,
     ) -> tuple[list[Order], WalletCursor | None]:
         """One page, newest first, and the cursor of the next page (None on the last)."""
-        page = await self._store.list_wallet_orders(wallet, limit=limit + 1, after=after)
+        page = await self._store.list_wallet_orders(
+            wallet, limit=limit + 1, after=after, status=status
+        )
         if len(page) <= limit:
             return page, None
         last = page[limit - 1]

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from order_engine.hub import Hub
-from order_engine.orders import Changes, Order, OrderStatus
+from order_engine.orders import Changes, Order, OrderEvent, OrderStatus
 from order_engine.store import OrderStore
+
+# Told of every committed transition: the order after it, its event, and when the
+# previous status began (None when the caller does not know).
+Observer = Callable[[Order, OrderEvent, datetime | None], None]
 
 
 class Transitions:
-    def __init__(self, store: OrderStore, hub: Hub) -> None:
+    def __init__(self, store: OrderStore, hub: Hub, observer: Observer | None = None) -> None:
         self._store = store
         self._hub = hub
+        self._observer = observer
 
     async def apply(
         self,
@@ -22,8 +28,28 @@ class Transitions:
         status: OrderStatus,
         changes: Changes = Changes(),
         data: Mapping[str, Any] | None = None,
+        *,
+        since: datetime | None = None,
     ) -> Order:
-        """Raises StatusConflict or OrderNotFound (from the store) and changes nothing then."""
+        """Raises StatusConflict or OrderNotFound (from the store) and changes nothing then.
+
+        `since`: when the order's previous status began, for the step's duration.
+        """
         order, event = await self._store.transition(order_id, status, changes, data)
+        if self._observer is not None:
+            self._observer(order, event, since)
+        await self._hub.publish(event)
+        return order
+
+    async def record(
+        self,
+        order_id: uuid.UUID,
+        status: OrderStatus,
+        changes: Changes = Changes(),
+        data: Mapping[str, Any] | None = None,
+    ) -> Order:
+        """An event that keeps the order in `status` (a retry, a new quote), published
+        like any other once committed."""
+        order, event = await self._store.record(order_id, status, changes, data)
         await self._hub.publish(event)
         return order

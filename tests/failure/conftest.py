@@ -11,7 +11,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import attrs
 import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
+from order_engine.embedded import redis_server_binary
 from tests import conftest
 
 
@@ -92,3 +95,54 @@ async def spawn_server(db_url: str, redis_prefix: str) -> AsyncIterator[SpawnSer
             await server.process.wait()
     for task in drains:
         task.cancel()
+
+
+@attrs.define
+class RedisServer:
+    """A redis-server of the test's own, so that it can be emptied, killed and restarted
+    without touching the shared one."""
+
+    port: int
+    process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            redis_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            stdout=asyncio.subprocess.DEVNULL,
+        )
+        probe = aioredis.Redis.from_url(self.url)
+        try:
+            async with asyncio.timeout(10):
+                while True:
+                    try:
+                        await probe.ping()
+                        return
+                    except RedisConnectionError:
+                        await asyncio.sleep(0.05)
+        finally:
+            await probe.aclose()
+
+    async def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+
+@pytest.fixture
+async def own_redis() -> AsyncIterator[RedisServer]:
+    server = RedisServer(free_port())
+    await server.start()
+    yield server
+    await server.kill()

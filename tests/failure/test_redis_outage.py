@@ -2,67 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-
 import asyncpg
-import pytest
-import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
 
-from order_engine.embedded import redis_server_binary
 from tests.conftest import AppClient
-from tests.failure.conftest import free_port
+from tests.failure.conftest import RedisServer
 from tests.support import order_body
-
-
-@pytest.fixture
-async def own_redis() -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
-    """A Redis server of this test's own, so that it can be killed."""
-    binary = redis_server_binary()
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        binary,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        stdout=asyncio.subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    probe = aioredis.Redis.from_url(url)
-    try:
-        async with asyncio.timeout(10):
-            while True:
-                try:
-                    await probe.ping()
-                    break
-                except RedisConnectionError:
-                    await asyncio.sleep(0.05)
-    finally:
-        await probe.aclose()
-    yield url, process
-    if process.returncode is None:
-        process.kill()
-        await process.wait()
 
 
 async def test_redis_down_gives_503_and_fails_the_unqueued_order(
     start_app: AppClient,
     db: asyncpg.Connection,
-    own_redis: tuple[str, asyncio.subprocess.Process],
+    own_redis: RedisServer,
 ) -> None:
-    url, process = own_redis
-    client = await start_app(redis_url=url)
+    client = await start_app(redis_url=own_redis.url)
     resp = await client.post("/api/orders/execute", json=order_body())
     assert resp.status == 202
 
-    process.kill()
-    await process.wait()
+    await own_redis.kill()
 
     resp = await client.post("/api/orders/execute", json=order_body())
     assert resp.status == 503

@@ -10,6 +10,7 @@ import aiohttp
 import asyncpg
 import redis.asyncio as aioredis
 
+from tests.failure.checks import check_guarantees, wait_all_terminal
 from tests.failure.conftest import ServerProcess, SpawnServer
 from tests.support import order_body
 
@@ -86,3 +87,12 @@ async def test_sigterm_past_the_deadline_leaves_orders_whole_and_queued(
     pending = await redis.xpending(f"{redis_prefix}orders", "workers")
     assert pending["pending"] == ORDERS
     assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 0
+
+    # The next process reclaims what the stopped one left, and finishes it.
+    await spawn_server(RECLAIM_IDLE_MS="500")
+    await wait_all_terminal(db)
+    tally = await check_guarantees(
+        db, {str(r["id"]) for r in await db.fetch("SELECT id FROM orders")}
+    )
+    assert (tally.lost, tally.double_swaps) == (0, 0)
+    assert tally.by_status == {"confirmed": ORDERS}

@@ -119,3 +119,89 @@ async def test_unknown_route_is_404_and_wrong_method_405(client: Client) -> None
     resp = await client.delete("/api/orders")
     await error_of(resp, 405, "method_not_allowed")
     assert "POST" in resp.headers["Allow"]
+
+
+POST_ROUTES = [
+    "/api/orders",
+    "/api/orders/execute",
+    f"/api/orders/{UNKNOWN_ID}/execute",
+    f"/api/orders/{UNKNOWN_ID}/cancel",
+]
+
+
+@pytest.mark.parametrize("path", POST_ROUTES)
+async def test_every_post_refuses_a_body_that_is_not_json_with_415(
+    client: Client, db: asyncpg.Connection, path: str
+) -> None:
+    for headers in (
+        {"Content-Type": "text/plain"},
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    ):
+        resp = await client.post(path, data=b"{}", headers=headers)
+        await error_of(resp, 415, "unsupported_media_type")
+    assert await db.fetchval("SELECT count(*) FROM orders") == 0
+
+
+@pytest.mark.parametrize("path", POST_ROUTES)
+async def test_every_post_refuses_a_body_over_the_limit_with_413(
+    start_app: AppClient, db: asyncpg.Connection, path: str
+) -> None:
+    client = await start_app(max_body_bytes=1024)
+    resp = await client.post(path, json=order_body(padding="x" * 2048))
+    await error_of(resp, 413, "payload_too_large")
+    assert await db.fetchval("SELECT count(*) FROM orders") == 0
+
+
+async def test_a_chunked_body_over_the_limit_is_413(
+    start_app: AppClient, db: asyncpg.Connection
+) -> None:
+    client = await start_app(max_body_bytes=1024)
+
+    async def chunks() -> Any:
+        yield b'{"userWallet": "'
+        yield b"x" * 4096
+        yield b'"}'
+
+    resp = await client.post(
+        "/api/orders", data=chunks(), headers={"Content-Type": "application/json"}
+    )
+    await error_of(resp, 413, "payload_too_large")
+    assert await db.fetchval("SELECT count(*) FROM orders") == 0
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/api",
+        "/api/order",
+        f"/api/orders/user/{WALLET}/x",
+        f"/api/orders/{UNKNOWN_ID}/nothing",
+        "/ws",
+    ],
+)
+async def test_unknown_routes_are_404_not_found(client: Client, path: str) -> None:
+    await error_of(await client.get(path), 404, "not_found")
+    # A body on an unknown route does not turn the 404 into a 415.
+    await error_of(await client.post(path, data=b"x"), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", "/api/orders", "POST"),
+        ("PUT", "/api/orders/execute", "POST"),
+        ("DELETE", f"/api/orders/{UNKNOWN_ID}", "GET"),
+        ("GET", f"/api/orders/{UNKNOWN_ID}/execute", "POST"),
+        ("GET", f"/api/orders/{UNKNOWN_ID}/cancel", "POST"),
+        ("POST", f"/api/orders/{UNKNOWN_ID}/events", "GET"),
+        ("POST", f"/api/orders/user/{WALLET}", "GET"),
+        ("POST", "/health", "GET"),
+    ],
+)
+async def test_wrong_methods_are_405_with_allow(
+    client: Client, method: str, path: str, allowed: str
+) -> None:
+    resp = await client.request(method, path)
+    await error_of(resp, 405, "method_not_allowed")
+    assert allowed in resp.headers["Allow"]

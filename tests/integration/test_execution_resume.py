@@ -11,25 +11,16 @@ import pytest
 import redis.asyncio as aioredis
 
 from order_engine.hub import Hub
-from order_engine.orders import Changes, NewOrder, OrderStatus, OrderType
+from order_engine.orders import Changes, OrderStatus
 from order_engine.routing.chain import SimulatedChain
 from order_engine.routing.router import Router
 from order_engine.routing.simulated import simulated_venues
 from order_engine.services.execution import Executor
 from order_engine.services.transitions import Transitions
 from order_engine.store import OrderStore, create_pool
-from tests.support import WALLET
+from tests.support import new_order
 
-NEW = NewOrder(
-    type=OrderType.MARKET,
-    user_wallet=WALLET,
-    input_token="SOL",
-    output_token="USDC",
-    input_amount=Decimal("3"),
-    slippage_bps=100,
-    limit_price=None,
-    expires_at=None,
-)
+NEW = new_order("3", slippage_bps=100)
 
 
 @attrs.frozen
@@ -52,8 +43,8 @@ async def engine(db_url: str, redis: aioredis.Redis, redis_prefix: str) -> Async
 
 async def test_run_twice_swaps_once(engine: Engine, db: asyncpg.Connection) -> None:
     order, _ = await engine.store.insert_order(NEW, queued=True)
-    first = await engine.executor.run(order.id)
-    again = await engine.executor.run(order.id)
+    first = (await engine.executor.run(order.id)).order
+    again = (await engine.executor.run(order.id)).order
     assert first is not None
     assert again == first
     assert first.status is OrderStatus.CONFIRMED
@@ -78,7 +69,7 @@ async def test_resumes_from_a_stored_status(
             OrderStatus.BUILDING,
             Changes(min_amount_out=Decimal("435.6"), tx_hash="sig-from-before-the-crash"),
         )
-    done = await engine.executor.run(order.id)
+    done = (await engine.executor.run(order.id)).order
     assert done is not None
     assert done.status is OrderStatus.CONFIRMED
     assert done.dex == "raydium"  # the stored route, not a fresh one
@@ -117,7 +108,7 @@ async def test_submitted_order_already_settled_is_confirmed_without_sending_agai
         """,
         order.id,
     )
-    done = await engine.executor.run(order.id)
+    done = (await engine.executor.run(order.id)).order
     assert done is not None
     assert done.status is OrderStatus.CONFIRMED
     assert done.amount_out == Decimal("448.5")

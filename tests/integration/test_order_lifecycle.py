@@ -88,24 +88,34 @@ async def test_executed_order_streams_every_status_and_is_stored(
     assert str(swaps[0]["amount_out"].normalize()) == order["amountOut"]
 
 
-async def test_dex_failure_fails_the_order_with_code_and_reason(
+async def test_dex_failure_is_retried_then_fails_the_order_with_code_and_reason(
     start_app: AppClient, db: asyncpg.Connection
 ) -> None:
+    """Every attempt refused by the DEX: each retry is an event in `submitted` that
+    names the next attempt, then a new transaction is built; the third failure ends it."""
     client = await start_app(mock_dex_failure_rate=1.0)
     accepted = await execute(client)
     messages = await follow_order(client, accepted["orderId"])
-    assert [m["status"] for m in messages] == [*STATUS_PATH[:4], "failed"]
+    assert [m["status"] for m in messages] == [*STATUS_PATH[:4], *["submitted"] * 4, "failed"]
+    retries, rebuilds = messages[4::2][:2], messages[5::2][:2]
+    assert [r["data"]["attempt"] for r in retries] == [2, 3]
+    assert all(r["data"]["code"] == "dex_error" for r in retries)
+    assert all(r["data"]["retryInMs"] >= 0 for r in retries)
+    assert [r["data"]["attempt"] for r in rebuilds] == [2, 3]
+    signatures = [messages[3]["data"]["txHash"], *(r["data"]["txHash"] for r in rebuilds)]
+    assert len(set(signatures)) == 3  # a new transaction for every attempt
     failed = messages[-1]["data"]
     assert failed["code"] == "dex_error"
     assert "simulated network error" in failed["reason"]
-    assert failed["attempt"] == 1
+    assert failed["attempt"] == 3
     order = await (await client.get(f"/api/orders/{accepted['orderId']}")).json()
     assert order["failureReason"] == failed["reason"]
     assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 0
 
 
 async def test_pair_without_a_pool_fails_at_routing(client: Client) -> None:
-    accepted = await execute(client, inputToken="BONK", outputToken="USDT", inputAmount="1000")
+    # POPCAT has no pool until one is launched: not even a two-hop path reaches it.
+    accepted = await execute(client, inputToken="POPCAT", outputToken="USDC", inputAmount="1000")
     messages = await follow_order(client, accepted["orderId"])
     assert [m["status"] for m in messages] == ["pending", "failed"]
     assert messages[-1]["data"]["code"] == "no_route"
@@ -126,8 +136,11 @@ async def test_pool_moving_past_the_tolerance_fails_with_slippage_exceeded(
     )
     finals = sorted(m[-1]["status"] for m in results)
     assert finals == ["confirmed", "failed"]
-    failed = next(m[-1] for m in results if m[-1]["status"] == "failed")
-    assert failed["data"]["code"] == "slippage_exceeded"
+    failed_stream = next(m for m in results if m[-1]["status"] == "failed")
+    # Not retried: a price that moved away is not a transient failure.
+    assert [m["status"] for m in failed_stream] == [*STATUS_PATH[:4], "failed"]
+    assert failed_stream[-1]["data"]["code"] == "slippage_exceeded"
+    assert failed_stream[-1]["data"]["attempt"] == 1
     assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 1
 
 
@@ -180,7 +193,8 @@ async def test_hundred_concurrent_orders_all_end_with_gapless_events(
     for stream in streams:
         assert [m["seq"] for m in stream] == list(range(1, len(stream) + 1))
         statuses = [OrderStatus(m["status"]) for m in stream]
-        assert all(can_transition(a, b) for a, b in itertools.pairwise(statuses))
+        # A retry is an event that keeps the status; no status ever goes back.
+        assert all(a == b or can_transition(a, b) for a, b in itertools.pairwise(statuses))
 
     rows = await db.fetch(
         """

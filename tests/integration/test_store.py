@@ -4,33 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import asyncpg
 import pytest
 
-from order_engine.orders import Changes, NewOrder, OrderStatus, OrderType
-from order_engine.store import OrderNotFound, OrderStore, StatusConflict, create_pool
-from tests.support import WALLET
+from order_engine.orders import Changes, OrderStatus
+from order_engine.store import OrderNotFound, OrderStore, StatusConflict
+from tests.support import new_order
 
-NEW = NewOrder(
-    type=OrderType.MARKET,
-    user_wallet=WALLET,
-    input_token="SOL",
-    output_token="USDC",
-    input_amount=Decimal("2.5"),
-    slippage_bps=50,
-    limit_price=None,
-    expires_at=None,
-)
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[OrderStore]:
-    pool = await create_pool(db_url, min_size=1, max_size=25, command_timeout=10)
-    yield OrderStore(pool)
-    await pool.close()
+NEW = new_order("2.5", slippage_bps=50)
 
 
 async def test_transition_appends_the_next_event_with_its_data(store: OrderStore) -> None:

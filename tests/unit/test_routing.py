@@ -14,9 +14,22 @@ import attrs
 import pytest
 
 from order_engine.routing.chain import SimulatedChain
-from order_engine.routing.pools import ConstantProductPool, Quote
-from order_engine.routing.router import NoRoute, Router, choose_best, min_amount_out
-from order_engine.routing.simulated import meteora_pools, raydium_pools, simulated_venues
+from order_engine.routing.pools import ConstantProductPool, DynamicFeePool, Pool, Quote
+from order_engine.routing.router import (
+    NoRoute,
+    QuotesUnavailable,
+    Router,
+    choose_best,
+    min_amount_out,
+)
+from order_engine.routing.simulated import (
+    PoolExists,
+    SimulatedMarket,
+    meteora_pools,
+    new_pool,
+    raydium_pools,
+    simulated_venues,
+)
 from order_engine.routing.tokens import TOKENS, Token
 from order_engine.routing.venues import (
     NoPool,
@@ -36,7 +49,7 @@ BONK = TOKENS["BONK"]
 SIZES = [Decimal(s) for s in ("0.001", "0.5", "1", "37.25", "1000", "123456.789", "10000000")]
 
 
-def _all_pools() -> list[ConstantProductPool]:
+def _all_pools() -> list[Pool]:
     return raydium_pools() + meteora_pools()
 
 
@@ -51,9 +64,11 @@ def _sides() -> list[tuple[str, str]]:
 
 SIDES = _sides()
 SIDE_IDS = [f"{label}:from-{symbol}" for label, symbol in SIDES]
+RAYDIUM_SIDES = [(label, symbol) for label, symbol in SIDES if label.startswith("raydium:")]
+RAYDIUM_SIDE_IDS = [f"{label}:from-{symbol}" for label, symbol in RAYDIUM_SIDES]
 
 
-def _fresh_pool(label: str) -> ConstantProductPool:
+def _fresh_pool(label: str) -> Pool:
     # Pools are mutable (apply moves reserves), so each use builds a new one.
     for p in _all_pools():
         if f"{p.dex}:{p.token_a.symbol}/{p.token_b.symbol}" == label:
@@ -61,16 +76,16 @@ def _fresh_pool(label: str) -> ConstantProductPool:
     raise LookupError(label)
 
 
-def _reserves(pool: ConstantProductPool, input_symbol: str) -> tuple[Token, Decimal, Decimal]:
+def _reserves(pool: Pool, input_symbol: str) -> tuple[Token, Decimal, Decimal]:
     if input_symbol == pool.token_a.symbol:
         return pool.token_b, pool.reserve_a, pool.reserve_b
     return pool.token_a, pool.reserve_b, pool.reserve_a
 
 
-def _exact_out(pool: ConstantProductPool, input_symbol: str, amount_in: Decimal) -> Fraction:
+def _exact_out(pool: Pool, input_symbol: str, amount_in: Decimal, fee_bps: int) -> Fraction:
     """The constant-product output in exact rational arithmetic, before any rounding."""
     _, reserve_in, reserve_out = _reserves(pool, input_symbol)
-    after_fee = Fraction(amount_in) * (10_000 - pool.fee_bps) / 10_000
+    after_fee = Fraction(amount_in) * (10_000 - fee_bps) / 10_000
     return Fraction(reserve_out) * after_fee / (Fraction(reserve_in) + after_fee)
 
 
@@ -86,10 +101,17 @@ def _in_units(token: Token, amount: Decimal) -> Decimal:
 # --- ConstantProductPool -------------------------------------------------------------------
 
 
+def _fee_free(pool: Pool) -> Pool:
+    if isinstance(pool, ConstantProductPool):
+        return attrs.evolve(pool, fee_bps=0)
+    assert isinstance(pool, DynamicFeePool)
+    return attrs.evolve(pool, base_fee_bps=0, variable_factor=Decimal(0))
+
+
 @pytest.mark.parametrize(("label", "symbol"), SIDES, ids=SIDE_IDS)
 def test_pool_charges_its_fee(label: str, symbol: str) -> None:
     pool = _fresh_pool(label)
-    fee_free = attrs.evolve(pool, fee_bps=0)
+    fee_free = _fee_free(pool)
     token_in = TOKENS[symbol]
     for size in SIZES:
         amount = _in_units(token_in, size)
@@ -98,14 +120,14 @@ def test_pool_charges_its_fee(label: str, symbol: str) -> None:
         # Dust can round to zero either way; only a visible output can show the fee.
         if without_fee >= 1000 * _reserves(pool, symbol)[0].unit:
             assert with_fee < without_fee, (size, with_fee, without_fee)
-            assert Fraction(with_fee) < _exact_out(fee_free, symbol, amount), size
+            assert Fraction(with_fee) < _exact_out(fee_free, symbol, amount, 0), size
 
 
 def test_fee_is_the_pools_own_rate() -> None:
     # A 1 SOL trade on a 30M/200k pool is nearly linear, so the fee shows up almost whole.
     pool = raydium_pools()[0]
     quote = pool.quote("SOL", Decimal(1))
-    fee_free = attrs.evolve(pool, fee_bps=0).quote("SOL", Decimal(1))
+    fee_free = _fee_free(pool).quote("SOL", Decimal(1))
     lost_bps = (fee_free.amount_out - quote.amount_out) / fee_free.amount_out * 10_000
     assert quote.fee_bps == 25
     assert Decimal("24.9") < lost_bps < Decimal("25.1")
@@ -136,9 +158,10 @@ def test_output_never_reaches_the_reserve(label: str, symbol: str) -> None:
         assert 0 <= out < reserve_out, (e, out, reserve_out)
 
 
-@pytest.mark.parametrize(("label", "symbol"), SIDES, ids=SIDE_IDS)
+@pytest.mark.parametrize(("label", "symbol"), RAYDIUM_SIDES, ids=RAYDIUM_SIDE_IDS)
 def test_output_is_exact_math_rounded_down_to_the_output_decimals(label: str, symbol: str) -> None:
     pool = _fresh_pool(label)
+    assert isinstance(pool, ConstantProductPool)
     token_in = TOKENS[symbol]
     token_out = _reserves(pool, symbol)[0]
     rng = random.Random(f"rounding:{label}:{symbol}")
@@ -148,7 +171,7 @@ def test_output_is_exact_math_rounded_down_to_the_output_decimals(label: str, sy
     ]
     for amount in amounts:
         out = pool.quote(symbol, amount).amount_out
-        exact = _exact_out(pool, symbol, amount)
+        exact = _exact_out(pool, symbol, amount, pool.fee_bps)
         # Never more than the curve gives (the pool would lose), and not a unit less either.
         assert Fraction(out) <= exact, (amount, out)
         assert out == _floor_to(token_out, exact), (amount, out)
@@ -282,7 +305,8 @@ def test_choose_best_with_nothing_to_choose_from() -> None:
 
 
 class _FakeVenue:
-    """A Venue whose quote pays a fixed amount; subclasses change how quote() behaves."""
+    """A Venue with a SOL/USDC pool whose quote pays a fixed amount; subclasses change how
+    quote() behaves. `asked` counts the quotes asked for that pair."""
 
     def __init__(self, name: str, amount_out: str = "150") -> None:
         self._name = name
@@ -293,8 +317,13 @@ class _FakeVenue:
     def name(self) -> str:
         return self._name
 
-    async def quote(self, input_token: Token, output_token: Token, amount: Decimal) -> Quote:
+    def _ask(self, input_token: Token, output_token: Token) -> None:
+        if (input_token, output_token) != (SOL, USDC):
+            raise NoPool(f"{self.name} only trades SOL -> USDC")
         self.asked += 1
+
+    async def quote(self, input_token: Token, output_token: Token, amount: Decimal) -> Quote:
+        self._ask(input_token, output_token)
         return Quote(
             dex=self._name,
             input_token=input_token.symbol,
@@ -314,13 +343,13 @@ class _FakeVenue:
 
 class _NoPoolVenue(_FakeVenue):
     async def quote(self, input_token: Token, output_token: Token, amount: Decimal) -> Quote:
-        self.asked += 1
+        self._ask(input_token, output_token)
         raise NoPool(f"{self.name} has no pool")
 
 
 class _BrokenVenue(_FakeVenue):
     async def quote(self, input_token: Token, output_token: Token, amount: Decimal) -> Quote:
-        self.asked += 1
+        self._ask(input_token, output_token)
         raise VenueUnavailable(f"{self.name} is down")
 
 
@@ -331,7 +360,7 @@ class _HangingVenue(_FakeVenue):
         self.cancelled = False
 
     async def quote(self, input_token: Token, output_token: Token, amount: Decimal) -> Quote:
-        self.asked += 1
+        self._ask(input_token, output_token)
         try:
             await self.never.wait()
         except asyncio.CancelledError:
@@ -392,13 +421,20 @@ async def test_router_ignores_a_quote_that_pays_nothing() -> None:
     assert [q.dex for q in decision.quotes] == ["ok"]
 
 
-async def test_router_raises_no_route_when_no_venue_quotes() -> None:
+async def test_router_raises_quotes_unavailable_when_venues_fail_or_time_out() -> None:
     venues = [_NoPoolVenue("nopool"), _BrokenVenue("broken"), _HangingVenue("slow")]
     router = Router(venues, quote_timeout_s=0.01)
     async with asyncio.timeout(1):
-        with pytest.raises(NoRoute):
+        with pytest.raises(QuotesUnavailable, match="broken"):
             await router.route(SOL, USDC, Decimal(1))
     assert all(v.asked == 1 for v in venues)
+
+
+async def test_router_raises_no_route_when_no_venue_has_a_pool() -> None:
+    """Nothing transient: no venue has the pair, so there is nothing to try again."""
+    venues = [_NoPoolVenue("a"), _NoPoolVenue("b")]
+    with pytest.raises(NoRoute):
+        await Router(venues, quote_timeout_s=1).route(SOL, USDC, Decimal(1))
 
 
 async def test_router_raises_no_route_with_no_venues() -> None:
@@ -443,33 +479,77 @@ def _simulated_router() -> Router:
 
 
 async def test_small_trade_goes_to_meteora_for_its_lower_fee() -> None:
-    # 1 SOL: raydium pays 149.624253 USDC, meteora 149.969708; impact is negligible
-    # in both, so meteora's 0.15% fee (vs 0.25%) decides.
+    # 1 SOL: raydium pays 149.624253 USDC, meteora 149.843510; impact is negligible in
+    # both, so meteora's dynamic fee (0.10% plus a sliver for size) against 0.25% decides.
     decision = await _simulated_router().route(SOL, USDC, Decimal(1))
     assert {q.dex for q in decision.quotes} == {"raydium", "meteora"}
+    assert decision.route.kind == "direct"
     assert decision.best.dex == "meteora"
-    assert decision.best.amount_out == Decimal("149.969708")
+    assert decision.best.amount_out == Decimal("149.843510")
+    assert decision.best.fee_bps == 10
 
 
-async def test_large_trade_goes_to_raydium_for_its_depth() -> None:
-    # 5000 SOL is 1/6 of meteora's 30k SOL reserve but 1/40 of raydium's 200k, so
-    # meteora's impact outweighs its fee advantage: 642886.47 vs 729922.55 USDC.
-    decision = await _simulated_router().route(SOL, USDC, Decimal(5000))
-    assert {q.dex for q in decision.quotes} == {"raydium", "meteora"}
+async def test_larger_trade_goes_to_raydium_for_its_depth() -> None:
+    # 100 SOL: meteora's fee has risen to about 0.20% and its shallower pool moves
+    # further, so raydium pays more: 14955.041173 against 14940.308309 USDC.
+    decision = await _simulated_router().route(SOL, USDC, Decimal(100))
+    assert decision.route.kind == "direct"
     assert decision.best.dex == "raydium"
-    assert decision.best.amount_out == Decimal("729922.556253")
+    assert decision.best.amount_out == Decimal("14955.041173")
+
+
+async def test_large_trade_is_split_when_that_pays_more_than_either_venue() -> None:
+    decision = await _simulated_router().route(SOL, USDC, Decimal(5000))
+    route = decision.route
+    assert route.kind == "split"
+    assert route.dex == "split"
+    assert {q.dex for q in route.legs} == {"raydium", "meteora"}
+    assert sum(q.input_amount for q in route.legs) == Decimal(5000)
+    assert route.amount_out == sum(q.amount_out for q in route.legs)
+    assert route.amount_out > max(q.amount_out for q in decision.quotes)
+    assert [(leg.dex, leg.input_amount) for leg in route.swap_legs()] == [
+        (q.dex, q.input_amount) for q in route.legs
+    ]
 
 
 async def test_pair_on_one_venue_only_routes_there() -> None:
-    # Only meteora has a JUP pool; raydium's NoPool must not sink the order.
+    # Only meteora has a JUP/USDC pool; raydium's NoPool must not sink the order.
     decision = await _simulated_router().route(USDC, JUP, Decimal(100))
     assert [q.dex for q in decision.quotes] == ["meteora"]
     assert decision.best.output_token == "JUP"
 
 
+async def test_pair_without_a_pool_goes_through_a_hub() -> None:
+    # No pool trades BONK/USDT; BONK/USDC (meteora) then USDC/USDT does.
+    decision = await _simulated_router().route(BONK, USDT, Decimal(1_000_000))
+    route = decision.route
+    assert decision.quotes == ()
+    assert route.kind == "two-hop"
+    assert route.dex == "multi"
+    first, second = route.legs
+    assert (first.input_token, first.output_token) == ("BONK", second.input_token)
+    assert second.output_token == "USDT"
+    assert second.input_amount == first.amount_out
+    assert route.amount_out == second.amount_out > 0
+    legs = route.swap_legs()
+    assert legs[0].input_amount == Decimal(1_000_000)
+    # The second hop spends what the first pays at execution, not what it was quoted.
+    assert legs[1].input_amount is None
+
+
+async def test_two_hop_wins_when_it_pays_more_than_the_direct_pool() -> None:
+    # JUP/SOL trades only on raydium, at 0.25%; SOL -> USDC -> JUP on meteora pays about
+    # 0.10% twice, which is less.
+    decision = await _simulated_router().route(SOL, JUP, Decimal(1))
+    assert [q.dex for q in decision.quotes] == ["raydium"]
+    assert decision.route.kind == "two-hop"
+    assert decision.route.amount_out > decision.quotes[0].amount_out
+
+
 async def test_pair_on_no_venue_has_no_route() -> None:
+    # POPCAT has no pool until one is launched, so not even a path reaches it.
     with pytest.raises(NoRoute):
-        await _simulated_router().route(BONK, JUP, Decimal(1))
+        await _simulated_router().route(TOKENS["POPCAT"], USDC, Decimal(1))
 
 
 class _Reached(Exception):
@@ -514,3 +594,54 @@ async def test_a_seed_makes_each_venues_failures_repeatable(dex: str) -> None:
     assert any(first)
     assert not all(first)
     assert first != await _failure_pattern(8, dex)
+
+
+# --- the simulated market: price walk and launches ------------------------------------------
+
+
+def _reserves_after_walk(seed: int, steps: int) -> list[tuple[Decimal, Decimal]]:
+    market = SimulatedMarket(raydium_pools() + meteora_pools(), seed=seed, volatility_bps=50)
+    for _ in range(steps):
+        market.walk()
+    return [(p.reserve_a, p.reserve_b) for p in market.pools()]
+
+
+def test_price_walk_is_repeatable_for_a_seed_and_moves_every_pool() -> None:
+    start = [(p.reserve_a, p.reserve_b) for p in raydium_pools() + meteora_pools()]
+    walked = _reserves_after_walk(11, 10)
+    assert walked == _reserves_after_walk(11, 10)
+    assert walked != _reserves_after_walk(12, 10)
+    assert all(w != s for w, s in zip(walked, start, strict=True))
+
+
+def test_price_walk_keeps_k_and_stays_near_the_starting_price() -> None:
+    market = SimulatedMarket(raydium_pools() + meteora_pools(), seed=5, volatility_bps=50)
+    start = {id(p): (p.price_a_in_b, p.reserve_a * p.reserve_b) for p in market.pools()}
+    for _ in range(2000):
+        market.walk()
+    for pool in market.pools():
+        price, k = start[id(pool)]
+        # Pulled back toward the start each step, so 2000 steps of 0.5% do not wander off.
+        assert Decimal("0.8") < pool.price_a_in_b / price < Decimal("1.25")
+        # Only the rounding of the reserves to whole units changes k.
+        assert abs(pool.reserve_a * pool.reserve_b / k - 1) < Decimal("1e-6")
+
+
+def test_launches_are_seeded_and_only_for_tokens_without_a_pool() -> None:
+    def launches(seed: int) -> list[tuple[str, str]]:
+        market = SimulatedMarket(raydium_pools() + meteora_pools(), seed=seed)
+        done = []
+        while (pool := market.launch_random_pool()) is not None:
+            done.append((pool.dex, pool.token_a.symbol))
+            assert market.pool(pool.dex, pool.token_a.symbol, "SOL") is pool
+        return done
+
+    first = launches(1)
+    assert sorted(symbol for _, symbol in first) == ["MEW", "POPCAT"]
+    assert first == launches(1)
+
+
+def test_a_second_pool_for_a_pair_on_one_dex_is_refused() -> None:
+    market = SimulatedMarket(raydium_pools(), seed=1)
+    with pytest.raises(PoolExists):
+        market.add_pool(new_pool("raydium", "USDC", "SOL", "1000", "10"))

@@ -1,0 +1,40 @@
+"""Development-only routes: launching pools on the simulated DEXs by hand.
+
+Registered only outside production (see routes.py), where the path is an ordinary 404.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from order_engine.api.errors import ApiError
+from order_engine.api.schemas import parse_json, parse_pool
+from order_engine.appkeys import MARKET
+from order_engine.formats import decimal_str
+from order_engine.routing.simulated import DEXES, PoolExists, new_pool
+
+
+async def launch_pool(request: web.Request) -> web.Response:
+    if request.content_type != "application/json":
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"expected Content-Type application/json, got {request.content_type or 'none'}",
+        )
+    body = parse_pool(parse_json(await request.read()), dexes=DEXES)
+    pool = new_pool(body.dex, body.token_a, body.token_b, body.reserve_a, body.reserve_b)
+    try:
+        request.app[MARKET].add_pool(pool)
+    except PoolExists as exc:
+        raise ApiError(409, "pool_exists", str(exc)) from None
+    return web.json_response(
+        {
+            "dex": pool.dex,
+            "tokenA": pool.token_a.symbol,
+            "tokenB": pool.token_b.symbol,
+            "reserveA": decimal_str(pool.reserve_a),
+            "reserveB": decimal_str(pool.reserve_b),
+            "price": decimal_str(pool.price_a_in_b),
+        },
+        status=201,
+    )

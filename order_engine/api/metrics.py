@@ -1,0 +1,53 @@
+"""GET /metrics, and the middleware that times every HTTP handler."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from order_engine.api.errors import Handler
+from order_engine.appkeys import METRICS, QUEUE, WEBSOCKETS, WORKERS
+
+log = logging.getLogger(__name__)
+
+DEPTH_TIMEOUT_S = 1.0
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    response: web.StreamResponse | None = None
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        # A socket's handler lasts as long as the socket: not a request latency.
+        if not isinstance(response, web.WebSocketResponse):
+            resource = request.match_info.route.resource
+            route = resource.canonical if resource is not None else "unmatched"
+            request.app[METRICS].http_duration.labels(
+                method=request.method, route=route, status=str(status)
+            ).observe(time.perf_counter() - started)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    depth: int | None = None
+    try:
+        depth = await asyncio.wait_for(request.app[QUEUE].depth(), DEPTH_TIMEOUT_S)
+    except Exception as exc:
+        log.warning("metrics: queue depth unknown: %r", exc)
+    body = request.app[METRICS].exposition(
+        queue_depth=depth,
+        in_flight=request.app[WORKERS].in_flight,
+        websockets=len(request.app[WEBSOCKETS]),
+    )
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

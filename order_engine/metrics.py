@@ -1,0 +1,84 @@
+"""Prometheus metrics of one process, in a registry of its own (one per application)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from order_engine.orders import Order, OrderEvent
+
+# Seconds; the simulated DEX takes 0.2 s to quote and 2.5 s to execute by default.
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+STEP_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+ORDER_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.orders_accepted = Counter(
+            "orders_accepted",
+            "Orders accepted, by how: created (pending) or queued for execution",
+            ["mode"],
+            registry=self.registry,
+        )
+        self.orders_finished = Counter(
+            "orders_finished",
+            "Orders that reached a terminal status, by status and DEX ('none' if unrouted)",
+            ["status", "dex"],
+            registry=self.registry,
+        )
+        self.http_duration = Histogram(
+            "http_request_duration_seconds",
+            "HTTP handler latency, by method, route template and status",
+            ["method", "route", "status"],
+            buckets=HTTP_BUCKETS,
+            registry=self.registry,
+        )
+        self.step_duration = Histogram(
+            "order_step_duration_seconds",
+            "Time from an order's previous status to the status named, as the executor moved it",
+            ["status"],
+            buckets=STEP_BUCKETS,
+            registry=self.registry,
+        )
+        self.accept_to_terminal = Histogram(
+            "order_accept_to_terminal_seconds",
+            "Time from an order's creation to its terminal status",
+            ["status"],
+            buckets=ORDER_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "queue_depth",
+            "Queue entries not yet acknowledged (waiting or being worked on); NaN if unknown",
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "orders_in_flight", "Orders this process is executing now", registry=self.registry
+        )
+        self.websockets = Gauge(
+            "websockets_open", "WebSockets open on this process", registry=self.registry
+        )
+
+    def accepted(self, *, queued: bool) -> None:
+        self.orders_accepted.labels(mode="queued" if queued else "created").inc()
+
+    def transition(self, order: Order, event: OrderEvent, since: datetime | None) -> None:
+        """Observe a committed status change; `since` is when the previous status began."""
+        if since is not None:
+            self.step_duration.labels(status=event.status.value).observe(
+                max((event.timestamp - since).total_seconds(), 0.0)
+            )
+        if event.status.is_terminal:
+            self.orders_finished.labels(status=event.status.value, dex=order.dex or "none").inc()
+            self.accept_to_terminal.labels(status=event.status.value).observe(
+                max((event.timestamp - order.created_at).total_seconds(), 0.0)
+            )
+
+    def exposition(self, *, queue_depth: int | None, in_flight: int, websockets: int) -> bytes:
+        self.queue_depth.set(float("nan") if queue_depth is None else queue_depth)
+        self.in_flight.set(in_flight)
+        self.websockets.set(websockets)
+        return generate_latest(self.registry)

@@ -1,0 +1,151 @@
+"""Split and two-hop routes, price moves and slow venues, through the real app and chain."""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from order_engine.appkeys import MARKET
+from order_engine.routing.chain import SimulatedChain
+from order_engine.routing.router import Router, min_amount_out
+from order_engine.routing.simulated import simulated_venues
+from order_engine.routing.tokens import TOKENS
+from order_engine.routing.venues import SwapTransaction, transaction_signature
+from tests.conftest import AppClient
+from tests.support import STATUS_PATH, Client, execute, follow_order
+
+
+async def _run(client: Client, **body: Any) -> list[dict[str, Any]]:
+    accepted = await execute(client, **body)
+    return await follow_order(client, str(accepted["orderId"]))
+
+
+async def test_large_order_is_split_and_settles_both_legs_at_once(
+    client: Client, db: asyncpg.Connection
+) -> None:
+    messages = await _run(client, inputAmount="5000")
+    assert [m["status"] for m in messages] == STATUS_PATH
+    routing = messages[1]["data"]
+    confirmed = messages[-1]["data"]
+    route = routing["route"]
+    assert routing["dex"] == "split"
+    assert route["kind"] == "split"
+    assert {leg["dex"] for leg in route["legs"]} == {"raydium", "meteora"}
+    assert sum(Decimal(leg["inputAmount"]) for leg in route["legs"]) == 5000
+    assert Decimal(route["amountOut"]) > max(Decimal(q["amountOut"]) for q in routing["quotes"])
+    # Native SOL in: wrapped before the swap; USDC out: nothing to unwrap.
+    assert route["wrapSol"] == "5000"
+    assert route["unwrapSol"] is None
+    # Nothing else traded, so the pools paid exactly what they quoted.
+    assert confirmed["amountOut"] == route["amountOut"]
+    row = await db.fetchrow("SELECT dex, amount_out FROM chain_swaps")
+    assert row is not None
+    assert (row["dex"], row["amount_out"]) == ("split", Decimal(route["amountOut"]))
+    pool_out = {
+        dex: client.app[MARKET].pool(dex, "SOL", "USDC").reserve_b for dex in ("raydium", "meteora")
+    }
+    assert pool_out["raydium"] < Decimal("30000000")
+    assert pool_out["meteora"] < Decimal("4506000")
+
+
+async def test_pair_without_a_pool_settles_through_a_hub_and_unwraps_sol(
+    client: Client, db: asyncpg.Connection
+) -> None:
+    messages = await _run(client, inputToken="USDT", outputToken="RAY", inputAmount="500")
+    assert [m["status"] for m in messages] == STATUS_PATH
+    routing = messages[1]["data"]
+    assert routing["quotes"] == []
+    assert routing["dex"] == "multi"
+    first, second = routing["route"]["legs"]
+    assert first["inputToken"] == "USDT"
+    assert first["outputToken"] == second["inputToken"]
+    assert second["outputToken"] == "RAY"
+    assert await db.fetchval("SELECT dex FROM chain_swaps") == "multi"
+
+    messages = await _run(client, inputToken="USDC", outputToken="SOL", inputAmount="300")
+    route = messages[1]["data"]["route"]
+    assert route["wrapSol"] is None
+    assert route["unwrapSol"] == route["amountOut"]
+
+
+async def test_seeded_run_gives_each_dex_some_wins(client: Client) -> None:
+    rng = random.Random("each-dex-wins")
+    pairs = [("SOL", "USDC"), ("USDC", "SOL"), ("SOL", "USDT"), ("USDC", "USDT"), ("WIF", "SOL")]
+    winners: list[str] = []
+    for _ in range(24):
+        src, dst = rng.choice(pairs)
+        amount = str(Decimal(rng.choice(["0.5", "2", "40", "900", "6000"])))
+        if src in ("USDC", "USDT"):
+            amount = str(Decimal(amount) * 150)
+        messages = await _run(client, inputToken=src, outputToken=dst, inputAmount=amount)
+        assert messages[-1]["status"] == "confirmed", messages[-1]
+        route = messages[1]["data"]["route"]
+        if route["kind"] != "two-hop":
+            # A split is won by the DEX that took the larger part of the order.
+            top = max(route["legs"], key=lambda leg: Decimal(leg["inputAmount"]))
+            winners.append(top["dex"])
+    assert winners.count("raydium") >= 3, winners
+    assert winners.count("meteora") >= 3, winners
+
+
+async def test_price_moving_after_the_quote_trips_slippage(
+    start_app: AppClient, db: asyncpg.Connection
+) -> None:
+    client = await start_app(mock_dex_execution_delay_ms=300)
+    accepted = await execute(client, inputAmount="2", slippageBps=50)
+    ws = await client.ws_connect(f"/ws/orders/{accepted['orderId']}")
+    statuses = []
+    async for msg in ws:
+        event = msg.json()
+        statuses.append(event["status"])
+        if event["status"] == "routing":
+            dex = event["data"]["dex"]
+            # SOL falls 2% on the quoted pool while the swap is on its way.
+            client.app[MARKET].pool(dex, "SOL", "USDC").shift_price(Decimal("0.98"))
+    assert statuses == ["pending", "routing", "building", "submitted", "failed"]
+    assert event["data"]["code"] == "slippage_exceeded"
+    assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 0
+
+
+async def test_venue_that_times_out_is_left_out(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=2)
+    try:
+        chain = SimulatedChain(pool)
+        raydium, meteora = simulated_venues(
+            chain, quote_delay_s=0, execution_delay_s=0, failure_rate=0, seed=3
+        )
+        # Meteora would win 1 SOL -> USDC, but answers long after the timeout.
+        meteora.quote_delay_s = 5
+        router = Router([raydium, meteora], quote_timeout_s=0.05)
+        with caplog.at_level(logging.INFO, logger="order_engine.routing.router"):
+            decision = await router.route(TOKENS["SOL"], TOKENS["USDC"], Decimal(1))
+        assert [q.dex for q in decision.quotes] == ["raydium"]
+        assert decision.route.dex == "raydium"
+        # The decision is logged with every route it compared.
+        assert "chose direct[raydium:1 SOL->" in caplog.text
+        assert "compared direct[raydium:1 SOL->" in caplog.text
+        assert "venues left out: meteora" in caplog.text
+
+        order_id = uuid.uuid4()
+        minimum = min_amount_out(decision.route.amount_out, 50, TOKENS["USDC"])
+        tx = SwapTransaction(
+            signature=transaction_signature(order_id, "raydium", Decimal(1), minimum, 1),
+            order_id=order_id,
+            dex="raydium",
+            input_token="SOL",
+            output_token="USDC",
+            input_amount=Decimal(1),
+            min_amount_out=minimum,
+        )
+        receipt = await raydium.execute(tx)
+        assert receipt.amount_out == decision.route.amount_out
+    finally:
+        await pool.close()
