@@ -1,13 +1,14 @@
 """What Postgres alone can do: the SQL that one order costs, with nothing else around it.
 
-One order of the engine runs, in this order: the insert of the order and its first
-event; the read of the order when a worker picks it up; the transitions to routing,
-building and submitted (each one UPDATE with its event INSERT); the chain's two lookups
-by signature and the insert of the chain row; the transition to confirmed. This script
-runs exactly those statements, through the engine's own store and chain classes, on an
-asyncpg pool of the engine's default size, for `--orders` orders with `--concurrency` of
-them at once; no HTTP, no Redis, no routing, no WebSockets. The engine's throughput
-divided by this one is the share of Postgres's capacity the engine achieves.
+One order of the engine (a direct route) runs, in this order: the insert of the order
+and its first event; the worker's advisory lock on the order; the read of the order;
+the transitions to routing, building and submitted (each one UPDATE with its event
+INSERT); the chain's two lookups by signature and the insert of the chain row; the
+transition to confirmed; the unlock. This script runs exactly those statements, through
+the engine's own store and chain classes, on an asyncpg pool of the engine's default
+size, for `--orders` orders with `--concurrency` of them at once; no HTTP, no Redis, no
+routing, no WebSockets. The engine's throughput divided by this one is the share of
+Postgres's capacity the engine achieves.
 
     python loadtest/baseline_sql.py --database-url postgresql://postgres@127.0.0.1:5432/oe_bench \\
         --orders 5000 --concurrency 50
@@ -26,6 +27,9 @@ import time
 import uuid
 from decimal import Decimal
 
+import asyncpg
+
+from order_engine.locks import order_lock_key
 from order_engine.migrations import migrate
 from order_engine.orders import Changes, NewOrder, OrderStatus, OrderType
 from order_engine.routing.chain import SimulatedChain
@@ -33,10 +37,17 @@ from order_engine.routing.venues import SwapTransaction
 from order_engine.store import OrderStore, create_pool
 
 WALLET = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
-STATEMENTS_PER_ORDER = 9
+STATEMENTS_PER_ORDER = 11
 
 
-async def one_order(store: OrderStore, chain: SimulatedChain) -> float:
+async def advisory(pool: asyncpg.Pool, sql: str, order_id: uuid.UUID) -> None:
+    # The engine holds its order locks on one connection of their own; the statements
+    # cost Postgres the same on a pooled one.
+    async with pool.acquire() as conn:
+        await conn.fetchval(sql, order_lock_key(order_id))
+
+
+async def one_order(store: OrderStore, chain: SimulatedChain, pool: asyncpg.Pool) -> float:
     """Run one order's statements; return its milliseconds."""
     started = time.perf_counter()
     new = NewOrder(
@@ -50,6 +61,7 @@ async def one_order(store: OrderStore, chain: SimulatedChain) -> float:
         expires_at=None,
     )
     order, _ = await store.insert_order(new, queued=True)
+    await advisory(pool, "SELECT pg_try_advisory_lock($1)", order.id)
     picked = await store.get_order(order.id)
     assert picked is not None
     quote = {"dex": "meteora", "amountOut": "14.98", "price": "149.8", "feeBps": 10}
@@ -85,6 +97,7 @@ async def one_order(store: OrderStore, chain: SimulatedChain) -> float:
         Changes(amount_out=receipt.amount_out, executed_price=receipt.executed_price),
         {"txHash": signature, "amountOut": "14.97", "executedPrice": "149.7"},
     )
+    await advisory(pool, "SELECT pg_advisory_unlock($1)", order.id)
     return (time.perf_counter() - started) * 1000
 
 
@@ -102,7 +115,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             nonlocal remaining
             while remaining > 0:
                 remaining -= 1
-                durations.append(await one_order(store, chain))
+                durations.append(await one_order(store, chain, pool))
 
         started = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(args.concurrency)))

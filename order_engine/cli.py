@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 
+import attrs
 import uvloop
 from aiohttp import web
 
@@ -60,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     # One JSON object a line where logs are collected; readable lines at a terminal.
     configure_logging(json_lines=settings.is_production, level=settings.log_level)
 
+    if args.command == "migrate":
+        # Migrating needs only PostgreSQL.
+        settings = attrs.evolve(settings, embedded_redis=False)
     try:
         with (
             embedded_services(settings) as settings,
