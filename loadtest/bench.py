@@ -10,7 +10,8 @@ terminal at the end, and the server's peak RSS.
     python loadtest/bench.py --spawn --quote-delay-ms 0 --execution-delay-ms 0 \\
         --worker-concurrency 50 --orders 2000 --rate 300
 
-With --spawn it starts `order-engine serve` itself (on a free port, logging at WARNING)
+With --spawn it starts `order-engine serve` itself (on a free port, logging at WARNING,
+its per-address WebSocket cap raised, since every socket here comes from one address)
 with the mock delays and worker concurrency given here, and stops it at the end; the
 server takes DATABASE_URL / REDIS_URL from the environment, or runs embedded ones under
 a temporary directory when they are unset. Its peak RSS is read from /proc (VmHWM); for
@@ -103,6 +104,8 @@ async def run_order(
                         break
     except TimeoutError:
         pass
+    except aiohttp.WSServerHandshakeError as exc:
+        outcome.failure = f"ws_handshake_{exc.status}"
     except aiohttp.ClientError as exc:
         outcome.failure = outcome.failure or f"client_{type(exc).__name__}"
     return outcome
@@ -161,6 +164,9 @@ async def spawn_server(args: argparse.Namespace) -> AsyncIterator[Spawned]:
             "MOCK_DEX_QUOTE_DELAY_MS": str(args.quote_delay_ms),
             "MOCK_DEX_EXECUTION_DELAY_MS": str(args.execution_delay_ms),
             "MOCK_DEX_FAILURE_RATE": str(args.failure_rate),
+            # Every socket of the benchmark comes from one address; the per-address cap
+            # that protects a real deployment would refuse most of them.
+            "WS_MAX_PER_CLIENT": str(max(1000, 2 * (args.concurrency or 0), args.orders)),
         }
         process = await asyncio.create_subprocess_exec(
             sys.executable,
