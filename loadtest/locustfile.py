@@ -8,7 +8,8 @@ by its failure code). Headless, against a running server:
     locust -f loadtest/locustfile.py --headless -H http://127.0.0.1:3000 \\
         --users 50 --spawn-rate 50 --run-time 60s --only-summary
 
-Needs the `load` extra: pip install -e '.[load]'.
+Needs the `load` extra: pip install -e '.[load]'. Every user's socket comes from this
+machine's address: for more than 100 users raise the server's WS_MAX_PER_CLIENT.
 """
 
 from __future__ import annotations
