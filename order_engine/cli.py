@@ -8,11 +8,13 @@ import logging
 import signal
 import sys
 
+import attrs
 import uvloop
 from aiohttp import web
 
 from order_engine.app import create_app
 from order_engine.config import ConfigError, Settings, load_settings
+from order_engine.embedded import EmbeddedUnavailable, embedded_services
 from order_engine.logs import configure_logging
 from order_engine.migrations import migrate
 
@@ -59,10 +61,21 @@ def main(argv: list[str] | None = None) -> int:
     # One JSON object a line where logs are collected; readable lines at a terminal.
     configure_logging(json_lines=settings.is_production, level=settings.log_level)
 
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        if args.command == "migrate":
-            applied = runner.run(migrate(settings.database_url))
-            print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
-        else:
-            runner.run(serve(settings))
+    if args.command == "migrate":
+        # Migrating needs only PostgreSQL.
+        settings = attrs.evolve(settings, embedded_redis=False)
+    try:
+        with (
+            embedded_services(settings) as settings,
+            asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+        ):
+            if args.command == "migrate":
+                applied = runner.run(migrate(settings.database_url))
+                done = ", ".join(applied) or "none pending"
+                print(f"applied {len(applied)} migration(s): {done}")
+            else:
+                runner.run(serve(settings))
+    except EmbeddedUnavailable as exc:
+        print(f"order-engine: {exc}", file=sys.stderr)
+        return 2
     return 0

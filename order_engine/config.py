@@ -18,8 +18,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/order_engine"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_DATA_DIR = Path(".order-engine")
 
 
 class ConfigError(Exception):
@@ -31,8 +30,12 @@ class Settings:
     app_env: str = "development"
     host: str = "0.0.0.0"
     port: int = 3000
-    database_url: str = DEFAULT_DATABASE_URL
-    redis_url: str = DEFAULT_REDIS_URL
+    # Empty while an embedded server stands in; `embedded_services` fills them in.
+    database_url: str = ""
+    redis_url: str = ""
+    embedded_postgres: bool = False
+    embedded_redis: bool = False
+    data_dir: Path = DEFAULT_DATA_DIR
     redis_prefix: str = "oe:"
     worker_concurrency: int = 50
     worker_id: str = ""
@@ -150,6 +153,7 @@ _VARS = (
     _Var("RECONCILE_INTERVAL_S", "reconcile_interval_s", _positive(float)),
     _Var("RECONCILE_GRACE_S", "reconcile_grace_s", _positive(float)),
     _Var("LOG_LEVEL", "log_level", str.upper),
+    _Var("DATA_DIR", "data_dir", Path),
 )
 
 
@@ -180,8 +184,8 @@ def load_settings(
     """Read settings: the process environment wins over the `.env` file.
 
     In production a missing database or Redis setting, like any malformed value, raises
-    one ConfigError that names all of them; in development the defaults stand in and a
-    single warning says so.
+    one ConfigError that names all of them; in development an embedded server stands in
+    for each missing one and a single warning says so.
     """
     file_values: dict[str, str] = {}
     if env_file is not None and env_file.is_file():
@@ -200,20 +204,25 @@ def load_settings(
             problems.append(f"{var.name}={raw!r}: {exc}")
 
     production = values.get("app_env", "development") == "production"
-    defaulted: list[str] = []
-    for field, found, names, default in (
-        ("database_url", _database_url(env), "DATABASE_URL (or DB_HOST)", DEFAULT_DATABASE_URL),
-        ("redis_url", _redis_url(env), "REDIS_URL (or REDIS_HOST)", DEFAULT_REDIS_URL),
+    embedded: list[str] = []
+    for field, found, names, flag in (
+        ("database_url", _database_url(env), "DATABASE_URL (or DB_HOST)", "embedded_postgres"),
+        ("redis_url", _redis_url(env), "REDIS_URL (or REDIS_HOST)", "embedded_redis"),
     ):
         if found is not None:
             values[field] = found
         elif production:
             problems.append(f"{names} is required in production")
         else:
-            defaulted.append(f"{names} -> {default}")
+            values[flag] = True
+            embedded.append(names)
 
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
-    if defaulted:
-        log.warning("development defaults in use: %s", ", ".join(defaulted))
+    if embedded:
+        log.warning(
+            "development: %s not set; embedded servers stand in, under %s",
+            " and ".join(embedded),
+            values.get("data_dir", DEFAULT_DATA_DIR),
+        )
     return Settings(**values)  # type: ignore[arg-type]

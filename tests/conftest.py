@@ -2,16 +2,19 @@
 
 The schema is migrated once per session into a template database; each test gets its own
 database copied from it (milliseconds) and its own Redis key prefix, and both are removed
-afterwards. TEST_DATABASE_URL and TEST_REDIS_URL name the servers; they default to the
-local ones.
+afterwards. TEST_DATABASE_URL (a database to connect to for CREATE DATABASE) and
+TEST_REDIS_URL name the servers; for each one unset, a private server is started for the
+session under `.order-engine/test/` (order_engine/embedded.py) and stopped at its end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -23,11 +26,35 @@ from aiohttp.test_utils import TestClient
 
 from order_engine.app import create_app
 from order_engine.config import Settings
+from order_engine.embedded import embedded_services
 from order_engine.migrations import apply_migrations
 
-ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Filled in by pytest_configure, before any test module is collected.
+ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 RUN_ID = uuid.uuid4().hex[:10]
+EMBEDDED_DATA_DIR = Path(__file__).resolve().parent.parent / ".order-engine" / "test"
+_embedded = contextlib.ExitStack()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global ADMIN_URL, REDIS_URL
+    if ADMIN_URL and REDIS_URL:
+        return
+    wanted = Settings(
+        database_url=ADMIN_URL,
+        redis_url=REDIS_URL,
+        embedded_postgres=not ADMIN_URL,
+        embedded_redis=not REDIS_URL,
+        data_dir=EMBEDDED_DATA_DIR,
+    )
+    started = _embedded.enter_context(embedded_services(wanted))
+    ADMIN_URL = ADMIN_URL or started.database_url.rpartition("/")[0] + "/postgres"
+    REDIS_URL = started.redis_url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _embedded.close()
 
 
 def database_url(name: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -15,7 +14,8 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from tests.conftest import REDIS_URL
+from order_engine.embedded import redis_server_binary
+from tests import conftest
 
 
 def free_port() -> int:
@@ -65,7 +65,7 @@ async def spawn_server(db_url: str, redis_prefix: str) -> AsyncIterator[SpawnSer
             **os.environ,
             "APP_ENV": "development",
             "DATABASE_URL": db_url,
-            "REDIS_URL": REDIS_URL,
+            "REDIS_URL": conftest.REDIS_URL,
             "REDIS_PREFIX": redis_prefix,
             "PORT": str(port),
             "HOST": "127.0.0.1",
@@ -110,11 +110,8 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     async def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not installed")
         self.process = await asyncio.create_subprocess_exec(
-            binary,
+            redis_server_binary(),
             "--port",
             str(self.port),
             "--bind",

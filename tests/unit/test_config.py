@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 
 from order_engine.config import (
-    DEFAULT_DATABASE_URL,
-    DEFAULT_REDIS_URL,
     ConfigError,
     Settings,
     load_settings,
@@ -109,14 +107,13 @@ def test_failure_rate_bounds_are_inclusive() -> None:
     assert load({**URLS, "MOCK_DEX_FAILURE_RATE": "1"}).mock_dex_failure_rate == 1.0
 
 
-def test_development_with_nothing_set_uses_defaults_and_warns_once(
+def test_development_with_nothing_set_asks_for_embedded_servers_and_warns_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="order_engine.config"):
         settings = load({})
-    assert settings == Settings()
-    assert settings.database_url == DEFAULT_DATABASE_URL
-    assert settings.redis_url == DEFAULT_REDIS_URL
+    assert settings == Settings(embedded_postgres=True, embedded_redis=True)
+    assert settings.data_dir == Path(".order-engine")
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1
     # One warning covering both defaults, not one per setting.
@@ -128,7 +125,9 @@ def test_development_warning_names_only_the_defaulted_setting(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="order_engine.config"):
-        load({"REDIS_URL": URLS["REDIS_URL"]})
+        settings = load({"REDIS_URL": URLS["REDIS_URL"]})
+    assert settings.embedded_postgres
+    assert not settings.embedded_redis
     assert len(caplog.records) == 1
     assert "DATABASE_URL" in caplog.records[0].getMessage()
     assert "REDIS_URL" not in caplog.records[0].getMessage()

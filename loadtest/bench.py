@@ -1,0 +1,330 @@
+"""Throughput and latency of a running server under load, at a fixed offered rate or a
+fixed concurrency, for a fixed number of orders.
+
+Every order is followed to its terminal status on a WebSocket (never by polling). The
+last line printed is one JSON object: offered and achieved orders/s, HTTP submit latency
+and accept -> confirmed latency (p50/p90/p99/max, ms), failures by code, orders not
+terminal at the end, and the server's peak RSS.
+
+    python loadtest/bench.py --base-url http://127.0.0.1:3000 --orders 2000 --concurrency 100
+    python loadtest/bench.py --spawn --quote-delay-ms 0 --execution-delay-ms 0 \\
+        --worker-concurrency 50 --orders 2000 --rate 300
+
+With --spawn it starts `order-engine serve` itself (on a free port, logging at WARNING,
+its per-address WebSocket cap raised, since every socket here comes from one address)
+with the mock delays and worker concurrency given here, and stops it at the end; the
+server takes DATABASE_URL / REDIS_URL from the environment, or runs embedded ones under
+a temporary directory when they are unset. Its peak RSS is read from /proc (VmHWM); for
+a server started elsewhere pass --server-pid.
+
+Orders are followed on their own socket, `/ws/orders/{orderId}`, opened as soon as the
+202 arrives; the socket replays what happened before it connected, so no status is
+missed. Accept -> confirmed is measured on this side: from the 202 to the arrival of the
+`confirmed` message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import math
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import attrs
+import base58
+
+TERMINAL = {"confirmed", "failed"}
+
+
+@attrs.define
+class Outcome:
+    """What happened to one order, as seen by the client."""
+
+    submit_ms: float | None = None
+    accept_to_confirmed_ms: float | None = None
+    status: str | None = None
+    failure: str | None = None
+
+
+def wallets(count: int) -> list[str]:
+    """`count` distinct valid wallets (base58 of 32 bytes), the same on every run."""
+    return [base58.b58encode(i.to_bytes(4, "big") * 8).decode() for i in range(1, count + 1)]
+
+
+def order_body(index: int, wallet: str, slippage_bps: int) -> dict[str, Any]:
+    # Alternate the direction, so that the simulated pools stay near their start price
+    # however many orders run, and slippage failures come from concurrency alone.
+    if index % 2 == 0:
+        pair = {"inputToken": "SOL", "outputToken": "USDC", "inputAmount": "0.1"}
+    else:
+        pair = {"inputToken": "USDC", "outputToken": "SOL", "inputAmount": "15"}
+    return {"userWallet": wallet, **pair, "slippageBps": slippage_bps}
+
+
+async def run_order(
+    session: aiohttp.ClientSession, base_url: str, body: dict[str, Any], timeout_s: float
+) -> Outcome:
+    outcome = Outcome()
+    sent = time.perf_counter()
+    try:
+        async with session.post(f"{base_url}/api/orders/execute", json=body) as resp:
+            payload = await resp.json(content_type=None)
+            accepted = time.perf_counter()
+            outcome.submit_ms = (accepted - sent) * 1000
+            if resp.status != 202:
+                code = payload.get("error", {}).get("code", "?") if payload else "?"
+                outcome.failure = f"http_{resp.status}_{code}"
+                return outcome
+        async with asyncio.timeout(timeout_s):
+            async with session.ws_connect(f"{base_url}{payload['wsUrl']}") as ws:
+                async for msg in ws:
+                    if msg.type is not aiohttp.WSMsgType.TEXT:
+                        break
+                    event = json.loads(msg.data)
+                    if event.get("type") != "status":
+                        continue
+                    outcome.status = event["status"]
+                    if outcome.status == "confirmed":
+                        outcome.accept_to_confirmed_ms = (time.perf_counter() - accepted) * 1000
+                    elif outcome.status == "failed":
+                        outcome.failure = event.get("data", {}).get("code", "unknown")
+                    if outcome.status in TERMINAL:
+                        break
+    except TimeoutError:
+        pass
+    except aiohttp.WSServerHandshakeError as exc:
+        outcome.failure = f"ws_handshake_{exc.status}"
+    except aiohttp.ClientError as exc:
+        outcome.failure = outcome.failure or f"client_{type(exc).__name__}"
+    return outcome
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    """Nearest-rank p50/p90/p99 and the maximum, in ms to 0.1."""
+    if not values:
+        return {"p50": None, "p90": None, "p99": None, "max": None}
+    ordered = sorted(values)
+
+    def rank(p: float) -> float:
+        return round(ordered[max(0, math.ceil(p * len(ordered)) - 1)], 1)
+
+    return {"p50": rank(0.50), "p90": rank(0.90), "p99": rank(0.99), "max": round(ordered[-1], 1)}
+
+
+def peak_rss_mib(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@attrs.define
+class Spawned:
+    process: asyncio.subprocess.Process
+    base_url: str
+    log: list[str] = attrs.Factory(list)
+    drain: asyncio.Task[None] | None = None
+
+
+@asynccontextmanager
+async def spawn_server(args: argparse.Namespace) -> AsyncIterator[Spawned]:
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="oe-bench-") as data_dir:
+        env = {
+            **os.environ,
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "DATA_DIR": data_dir,
+            "LOG_LEVEL": "WARNING",
+            "WORKER_CONCURRENCY": str(args.worker_concurrency),
+            "MOCK_DEX_QUOTE_DELAY_MS": str(args.quote_delay_ms),
+            "MOCK_DEX_EXECUTION_DELAY_MS": str(args.execution_delay_ms),
+            "MOCK_DEX_FAILURE_RATE": str(args.failure_rate),
+            # Every socket of the benchmark comes from one address; the per-address cap
+            # that protects a real deployment would refuse most of them.
+            "WS_MAX_PER_CLIENT": str(max(1000, 2 * (args.concurrency or 0), args.orders)),
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "order_engine",
+            "serve",
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        server = Spawned(process, f"http://127.0.0.1:{port}")
+        try:
+            await asyncio.wait_for(wait_until_healthy(server), 60)
+            yield server
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(process.wait(), 60)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+            if server.drain is not None:
+                await server.drain
+
+
+async def wait_until_healthy(server: Spawned) -> None:
+    """Poll /health until it answers 200: at LOG_LEVEL=WARNING the server prints nothing
+    when it starts listening."""
+    assert server.process.stderr is not None
+    stderr = server.process.stderr
+
+    async def drain() -> None:
+        while line := await stderr.readline():
+            server.log.append(line.decode())
+
+    server.drain = asyncio.create_task(drain())
+    async with aiohttp.ClientSession() as session:
+        while server.process.returncode is None:
+            try:
+                async with session.get(f"{server.base_url}/health") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+    await server.drain
+    raise RuntimeError("server exited before it was healthy:\n" + "".join(server.log))
+
+
+async def drive(args: argparse.Namespace, base_url: str) -> tuple[list[Outcome], float]:
+    """Run every order; return the outcomes and the seconds from the first submit to the
+    last order's end."""
+    owners = wallets(args.wallets)
+    bodies = [order_body(i, owners[i % len(owners)], args.slippage_bps) for i in range(args.orders)]
+    outcomes: list[Outcome] = []
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        started = time.perf_counter()
+        if args.rate is not None:
+            tasks = []
+            for i, body in enumerate(bodies):
+                # Open loop: order i is sent at its scheduled time whatever the server
+                # does, so a slow server meets the same offered load.
+                delay = started + i / args.rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(
+                    asyncio.create_task(run_order(session, base_url, body, args.timeout_s))
+                )
+            outcomes = list(await asyncio.gather(*tasks))
+        else:
+            queue = collections.deque(bodies)
+
+            async def client() -> None:
+                while queue:
+                    body = queue.popleft()
+                    outcomes.append(await run_order(session, base_url, body, args.timeout_s))
+
+            await asyncio.gather(*(client() for _ in range(args.concurrency)))
+        elapsed = time.perf_counter() - started
+    return outcomes, elapsed
+
+
+def summary(
+    args: argparse.Namespace, outcomes: list[Outcome], elapsed: float, rss: float | None
+) -> dict[str, Any]:
+    failures = collections.Counter(o.failure for o in outcomes if o.failure is not None)
+    terminal = sum(o.status in TERMINAL for o in outcomes)
+    return {
+        "orders": len(outcomes),
+        "mode": "rate" if args.rate is not None else "concurrency",
+        "offered_orders_per_s": args.rate,
+        "concurrency": args.concurrency,
+        "achieved_orders_per_s": round(terminal / elapsed, 1) if elapsed > 0 else None,
+        "confirmed": sum(o.status == "confirmed" for o in outcomes),
+        "duration_s": round(elapsed, 2),
+        "submit_ms": percentiles([o.submit_ms for o in outcomes if o.submit_ms is not None]),
+        "accept_to_confirmed_ms": percentiles(
+            [o.accept_to_confirmed_ms for o in outcomes if o.accept_to_confirmed_ms is not None]
+        ),
+        "failures": dict(sorted(failures.items())),
+        "not_terminal": sum(o.status not in TERMINAL and o.failure is None for o in outcomes),
+        "server_peak_rss_mib": rss,
+        "server": (
+            {
+                "spawned": True,
+                "worker_concurrency": args.worker_concurrency,
+                "quote_delay_ms": args.quote_delay_ms,
+                "execution_delay_ms": args.execution_delay_ms,
+                "failure_rate": args.failure_rate,
+            }
+            if args.spawn
+            else {"spawned": False}
+        ),
+        "follow": "order socket",
+    }
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    if args.spawn:
+        async with spawn_server(args) as server:
+            outcomes, elapsed = await drive(args, server.base_url)
+            rss = peak_rss_mib(server.process.pid)
+    else:
+        outcomes, elapsed = await drive(args, args.base_url)
+        rss = peak_rss_mib(args.server_pid)
+    return summary(args, outcomes, elapsed, rss)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--base-url", default="http://127.0.0.1:3000")
+    parser.add_argument("--orders", type=int, default=1000)
+    load = parser.add_mutually_exclusive_group(required=True)
+    load.add_argument("--concurrency", type=int, help="orders in flight at once (closed loop)")
+    load.add_argument("--rate", type=float, help="orders sent per second (open loop)")
+    parser.add_argument("--wallets", type=int, default=100, help="distinct user wallets")
+    parser.add_argument("--slippage-bps", type=int, default=100)
+    parser.add_argument(
+        "--timeout-s", type=float, default=120.0, help="longest wait for one order's end"
+    )
+    parser.add_argument("--server-pid", type=int, help="pid of a server not spawned, for RSS")
+    spawn = parser.add_argument_group("--spawn: start the server with these settings")
+    spawn.add_argument("--spawn", action="store_true")
+    spawn.add_argument("--worker-concurrency", type=int, default=50)
+    spawn.add_argument("--quote-delay-ms", type=int, default=200)
+    spawn.add_argument("--execution-delay-ms", type=int, default=2500)
+    spawn.add_argument("--failure-rate", type=float, default=0.0)
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    result = asyncio.run(bench(parse_args()))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
