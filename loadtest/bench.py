@@ -11,16 +11,16 @@ terminal at the end, and the server's peak RSS.
         --worker-concurrency 50 --orders 2000 --rate 300
 
 With --spawn it starts `order-engine serve` itself (on a free port, logging at WARNING,
-its per-address WebSocket cap raised, since every socket here comes from one address)
+its per-address WebSocket cap raised, since every wallet's socket comes from one address)
 with the mock delays and worker concurrency given here, and stops it at the end; the
 server takes DATABASE_URL / REDIS_URL from the environment, or runs embedded ones under
 a temporary directory when they are unset. Its peak RSS is read from /proc (VmHWM); for
 a server started elsewhere pass --server-pid.
 
-Orders are followed on their own socket, `/ws/orders/{orderId}`, opened as soon as the
-202 arrives; the socket replays what happened before it connected, so no status is
-missed. Accept -> confirmed is measured on this side: from the 202 to the arrival of the
-`confirmed` message.
+Orders are followed through one live socket per wallet, `/ws/orders?wallet=W`, each
+opened before the first order is sent, so that no status is missed; a status may even
+arrive before its 202 does. Accept -> confirmed is measured on this side: from the 202
+to the arrival of the `confirmed` message (0 when that came first).
 """
 
 from __future__ import annotations
@@ -73,8 +73,56 @@ def order_body(index: int, wallet: str, slippage_bps: int) -> dict[str, Any]:
     return {"userWallet": wallet, **pair, "slippageBps": slippage_bps}
 
 
+@attrs.frozen
+class Ending:
+    status: str
+    code: str | None
+    at: float
+    """time.perf_counter() when the terminal message arrived."""
+
+
+class WalletFeeds:
+    """One live socket per wallet; the terminal message of every order, by order id."""
+
+    def __init__(self) -> None:
+        self._endings: dict[str, asyncio.Future[Ending]] = {}
+        self._readers: list[asyncio.Task[None]] = []
+        self._sockets: list[aiohttp.ClientWebSocketResponse] = []
+
+    def ending(self, order_id: str) -> asyncio.Future[Ending]:
+        return self._endings.setdefault(order_id, asyncio.get_running_loop().create_future())
+
+    async def open(self, session: aiohttp.ClientSession, base_url: str, owners: list[str]) -> None:
+        self._sockets = list(
+            await asyncio.gather(
+                *(session.ws_connect(f"{base_url}/ws/orders?wallet={w}") for w in owners)
+            )
+        )
+        self._readers = [asyncio.create_task(self._read(ws)) for ws in self._sockets]
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                break
+            event = json.loads(msg.data)
+            if event.get("type") != "status" or event["status"] not in TERMINAL:
+                continue
+            code = event.get("data", {}).get("code") if event["status"] == "failed" else None
+            future = self.ending(event["orderId"])
+            if not future.done():
+                future.set_result(Ending(event["status"], code, time.perf_counter()))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(ws.close() for ws in self._sockets))
+        await asyncio.gather(*self._readers, return_exceptions=True)
+
+
 async def run_order(
-    session: aiohttp.ClientSession, base_url: str, body: dict[str, Any], timeout_s: float
+    session: aiohttp.ClientSession,
+    base_url: str,
+    body: dict[str, Any],
+    feeds: WalletFeeds,
+    timeout_s: float,
 ) -> Outcome:
     outcome = Outcome()
     sent = time.perf_counter()
@@ -88,26 +136,17 @@ async def run_order(
                 outcome.failure = f"http_{resp.status}_{code}"
                 return outcome
         async with asyncio.timeout(timeout_s):
-            async with session.ws_connect(f"{base_url}{payload['wsUrl']}") as ws:
-                async for msg in ws:
-                    if msg.type is not aiohttp.WSMsgType.TEXT:
-                        break
-                    event = json.loads(msg.data)
-                    if event.get("type") != "status":
-                        continue
-                    outcome.status = event["status"]
-                    if outcome.status == "confirmed":
-                        outcome.accept_to_confirmed_ms = (time.perf_counter() - accepted) * 1000
-                    elif outcome.status == "failed":
-                        outcome.failure = event.get("data", {}).get("code", "unknown")
-                    if outcome.status in TERMINAL:
-                        break
+            ending = await feeds.ending(payload["orderId"])
     except TimeoutError:
-        pass
-    except aiohttp.WSServerHandshakeError as exc:
-        outcome.failure = f"ws_handshake_{exc.status}"
+        return outcome
     except aiohttp.ClientError as exc:
-        outcome.failure = outcome.failure or f"client_{type(exc).__name__}"
+        outcome.failure = f"client_{type(exc).__name__}"
+        return outcome
+    outcome.status = ending.status
+    if ending.status == "confirmed":
+        outcome.accept_to_confirmed_ms = max(ending.at - accepted, 0.0) * 1000
+    else:
+        outcome.failure = ending.code or "unknown"
     return outcome
 
 
@@ -164,9 +203,9 @@ async def spawn_server(args: argparse.Namespace) -> AsyncIterator[Spawned]:
             "MOCK_DEX_QUOTE_DELAY_MS": str(args.quote_delay_ms),
             "MOCK_DEX_EXECUTION_DELAY_MS": str(args.execution_delay_ms),
             "MOCK_DEX_FAILURE_RATE": str(args.failure_rate),
-            # Every socket of the benchmark comes from one address; the per-address cap
-            # that protects a real deployment would refuse most of them.
-            "WS_MAX_PER_CLIENT": str(max(1000, 2 * (args.concurrency or 0), args.orders)),
+            # Every wallet's socket comes from this one address; the per-address cap that
+            # protects a real deployment (100) would refuse some of them.
+            "WS_MAX_PER_CLIENT": str(max(1000, args.wallets)),
         }
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -224,7 +263,9 @@ async def drive(args: argparse.Namespace, base_url: str) -> tuple[list[Outcome],
     bodies = [order_body(i, owners[i % len(owners)], args.slippage_bps) for i in range(args.orders)]
     outcomes: list[Outcome] = []
     connector = aiohttp.TCPConnector(limit=0)
+    feeds = WalletFeeds()
     async with aiohttp.ClientSession(connector=connector) as session:
+        await feeds.open(session, base_url, owners)
         started = time.perf_counter()
         if args.rate is not None:
             tasks = []
@@ -235,7 +276,7 @@ async def drive(args: argparse.Namespace, base_url: str) -> tuple[list[Outcome],
                 if delay > 0:
                     await asyncio.sleep(delay)
                 tasks.append(
-                    asyncio.create_task(run_order(session, base_url, body, args.timeout_s))
+                    asyncio.create_task(run_order(session, base_url, body, feeds, args.timeout_s))
                 )
             outcomes = list(await asyncio.gather(*tasks))
         else:
@@ -244,10 +285,11 @@ async def drive(args: argparse.Namespace, base_url: str) -> tuple[list[Outcome],
             async def client() -> None:
                 while queue:
                     body = queue.popleft()
-                    outcomes.append(await run_order(session, base_url, body, args.timeout_s))
+                    outcomes.append(await run_order(session, base_url, body, feeds, args.timeout_s))
 
             await asyncio.gather(*(client() for _ in range(args.concurrency)))
         elapsed = time.perf_counter() - started
+        await feeds.close()
     return outcomes, elapsed
 
 
@@ -282,7 +324,7 @@ def summary(
             if args.spawn
             else {"spawned": False}
         ),
-        "follow": "order socket",
+        "follow": "wallet socket",
     }
 
 
