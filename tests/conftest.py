@@ -149,11 +149,15 @@ AppClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 @pytest.fixture
 def start_app(
-    aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
     settings: Settings,
+    aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
 ) -> AppClient:
     """Start the real application (workers included) with the test settings, changed by
-    any keyword given: `await start_app(mock_dex_failure_rate=1.0)`."""
+    any keyword given: `await start_app(mock_dex_failure_rate=1.0)`.
+
+    `settings` comes first so that its Redis prefix is set up before the client and torn
+    down after it: an app still stopping would otherwise write keys the prefix's
+    cleanup had already removed."""
 
     async def start(**changes: Any) -> TestClient[web.Request, web.Application]:
         return await aiohttp_client(create_app(attrs.evolve(settings, **changes)))

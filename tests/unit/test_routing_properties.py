@@ -7,11 +7,11 @@ from decimal import Decimal
 from fractions import Fraction
 
 import attrs
-from hypothesis import given, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from order_engine.routing.pools import ConstantProductPool, DynamicFeePool, Pool
-from order_engine.routing.router import SPLIT, Router, RoutingDecision
+from order_engine.routing.router import SPLIT, NoRoute, Router, RoutingDecision
 from order_engine.routing.simulated import (
     SimulatedMarket,
     meteora_pools,
@@ -119,7 +119,12 @@ def test_the_chosen_route_pays_the_most_of_all_candidates(
     seed, steps, src, dst, whole = case
     if src == dst:
         return
-    decision = _decision(seed, steps, TOKENS[src], TOKENS[dst], Decimal(whole) / 100)
+    try:
+        decision = _decision(seed, steps, TOKENS[src], TOKENS[dst], Decimal(whole) / 100)
+    except NoRoute:
+        # A dust amount that every route rounds down to nothing: there is no choice to
+        # check (found by hypothesis: 0.01 BONK -> JTO).
+        reject()
     assert decision.route in decision.candidates
     assert decision.route.amount_out == max(c.amount_out for c in decision.candidates)
     # Every direct quote is itself a candidate, so none pays more than the route.
