@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import attrs
 import pytest
@@ -54,6 +55,25 @@ class ServerProcess:
 SpawnServer = Callable[..., Awaitable[ServerProcess]]
 
 
+async def start_server(
+    environ: dict[str, str], port: int, cwd: Path | None = None
+) -> ServerProcess:
+    """`python -m order_engine serve` with exactly `environ`, once it listens on `port`."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "order_engine",
+        "serve",
+        env=environ,
+        cwd=cwd,
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    server = ServerProcess(process, f"http://127.0.0.1:{port}")
+    await server.wait_until_listening()
+    return server
+
+
 @pytest.fixture
 async def spawn_server(db_url: str, redis_prefix: str) -> AsyncIterator[SpawnServer]:
     processes: list[ServerProcess] = []
@@ -73,18 +93,8 @@ async def spawn_server(db_url: str, redis_prefix: str) -> AsyncIterator[SpawnSer
             "MOCK_DEX_FAILURE_RATE": "0",
             **env,
         }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "order_engine",
-            "serve",
-            env=environ,
-            stderr=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.DEVNULL,
-        )
-        server = ServerProcess(process, f"http://127.0.0.1:{port}")
+        server = await start_server(environ, port)
         processes.append(server)
-        await server.wait_until_listening()
         drains.append(asyncio.create_task(server.drain_log()))
         return server
 

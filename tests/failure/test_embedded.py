@@ -7,14 +7,13 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.failure.conftest import ServerProcess, free_port
+from tests.failure.conftest import ServerProcess, free_port, start_server
 from tests.support import order_body
 
 pytestmark = pytest.mark.slow
@@ -77,19 +76,7 @@ async def spawn_embedded(data_dir: Path, cwd: Path) -> ServerProcess:
         "MOCK_DEX_EXECUTION_DELAY_MS": "0",
         "MOCK_DEX_FAILURE_RATE": "0",
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "order_engine",
-        "serve",
-        env=environ,
-        cwd=cwd,
-        stderr=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.DEVNULL,
-    )
-    server = ServerProcess(process, f"http://127.0.0.1:{port}")
-    await server.wait_until_listening()
-    return server
+    return await start_server(environ, port, cwd)
 
 
 async def place_and_confirm(base_url: str) -> str:
