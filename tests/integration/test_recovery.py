@@ -78,11 +78,11 @@ async def test_renewing_keeps_an_entry_from_being_reclaimed(queue_for: QueueFor)
     await owner.ensure_group()
     await owner.enqueue(uuid.uuid4())
     [entry] = await owner.read(10, block_ms=100)
-    await asyncio.sleep(0.15)  # idle time is wall-clock time: it has to pass
+    await asyncio.sleep(0.5)  # idle time is wall-clock time: it has to pass
     await owner.renew([entry.entry_id])
-    assert await other.reclaim(min_idle_ms=100, count=10) == []
-    await asyncio.sleep(0.15)
-    assert [e.entry_id for e in await other.reclaim(min_idle_ms=100, count=10)] == [entry.entry_id]
+    assert await other.reclaim(min_idle_ms=400, count=10) == []
+    await asyncio.sleep(0.5)
+    assert [e.entry_id for e in await other.reclaim(min_idle_ms=400, count=10)] == [entry.entry_id]
 
 
 async def test_a_restarted_consumer_takes_back_its_own_unfinished_entries(
