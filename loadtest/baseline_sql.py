@@ -3,12 +3,12 @@
 One order of the engine (a direct route) runs, in this order: the insert of the order
 and its first event; the worker's advisory lock on the order; the read of the order;
 the transitions to routing, building and submitted (each one UPDATE with its event
-INSERT); the chain's two lookups by signature and the insert of the chain row; the
-transition to confirmed; the unlock. This script runs exactly those statements, through
-the engine's own store and chain classes, on an asyncpg pool of the engine's default
-size, for `--orders` orders with `--concurrency` of them at once; no HTTP, no Redis, no
-routing, no WebSockets. The engine's throughput divided by this one is the share of
-Postgres's capacity the engine achieves.
+INSERT); the chain's lookup by signature (under the pool's lock) and the insert of the
+chain row; the transition to confirmed; the unlock. This script runs exactly those
+statements, through the engine's own store and chain classes, on an asyncpg pool of the
+engine's default size, for `--orders` orders with `--concurrency` of them at once; no
+HTTP, no Redis, no routing, no WebSockets. The engine's throughput divided by this one
+is the share of Postgres's capacity the engine achieves.
 
     python loadtest/baseline_sql.py --database-url postgresql://postgres@127.0.0.1:5432/oe_bench \\
         --orders 5000 --concurrency 50
@@ -37,7 +37,7 @@ from order_engine.routing.venues import SwapTransaction
 from order_engine.store import OrderStore, create_pool
 
 WALLET = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
-STATEMENTS_PER_ORDER = 11
+STATEMENTS_PER_ORDER = 10
 
 
 async def advisory(pool: asyncpg.Pool, sql: str, order_id: uuid.UUID) -> None:
@@ -88,7 +88,6 @@ async def one_order(store: OrderStore, chain: SimulatedChain, pool: asyncpg.Pool
         input_amount=Decimal("0.1"),
         min_amount_out=Decimal("14.83"),
     )
-    await chain.find(signature)
     await chain.find(signature)
     receipt, _ = await chain.settle(tx, Decimal("14.97"), Decimal("149.7"))
     await store.transition(

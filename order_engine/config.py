@@ -80,24 +80,29 @@ class _Var:
     parse: Callable[[str], object]
 
 
+def _bounded(parse: Callable[[str], T], *, zero_allowed: bool) -> Callable[[str], T]:
+    """`parse`, refusing a value that is not finite, negative, or 0 unless allowed."""
+
+    def parse_bounded(raw: str) -> T:
+        value = parse(raw)
+        low_ok = value >= 0 if zero_allowed else value > 0  # type: ignore[operator]
+        if not (math.isfinite(value) and low_ok):  # type: ignore[arg-type]
+            raise ValueError(
+                "must be a finite number, 0 or more"
+                if zero_allowed
+                else "must be a finite number greater than 0"
+            )
+        return value
+
+    return parse_bounded
+
+
 def _positive(parse: Callable[[str], T]) -> Callable[[str], T]:
-    def parse_positive(raw: str) -> T:
-        value = parse(raw)
-        if not (math.isfinite(value) and value > 0):  # type: ignore[arg-type,operator]
-            raise ValueError("must be a finite number greater than 0")
-        return value
-
-    return parse_positive
+    return _bounded(parse, zero_allowed=False)
 
 
-def _non_negative(parse: Callable[[str], float]) -> Callable[[str], float]:
-    def parse_non_negative(raw: str) -> float:
-        value = parse(raw)
-        if not (math.isfinite(value) and value >= 0):
-            raise ValueError("must be a finite number, 0 or more")
-        return value
-
-    return parse_non_negative
+def _non_negative(parse: Callable[[str], T]) -> Callable[[str], T]:
+    return _bounded(parse, zero_allowed=True)
 
 
 def _rate(raw: str) -> float:
@@ -111,13 +116,6 @@ def _key_list(raw: str) -> tuple[str, ...]:
     return tuple(key.strip() for key in raw.split(",") if key.strip())
 
 
-def _non_negative_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError("must be 0 or more")
-    return value
-
-
 _VARS = (
     _Var("APP_ENV", "app_env", str),
     _Var("HOST", "host", str),
@@ -125,15 +123,15 @@ _VARS = (
     _Var("REDIS_PREFIX", "redis_prefix", str),
     _Var("WORKER_CONCURRENCY", "worker_concurrency", _positive(int)),
     _Var("WORKER_ID", "worker_id", str),
-    _Var("DB_POOL_MIN", "db_pool_min", _non_negative_int),
+    _Var("DB_POOL_MIN", "db_pool_min", _non_negative(int)),
     _Var("DB_POOL_MAX", "db_pool_max", _positive(int)),
     _Var("DB_COMMAND_TIMEOUT_S", "db_command_timeout_s", _positive(float)),
-    _Var("MOCK_DEX_QUOTE_DELAY_MS", "mock_dex_quote_delay_ms", _non_negative_int),
-    _Var("MOCK_DEX_EXECUTION_DELAY_MS", "mock_dex_execution_delay_ms", _non_negative_int),
+    _Var("MOCK_DEX_QUOTE_DELAY_MS", "mock_dex_quote_delay_ms", _non_negative(int)),
+    _Var("MOCK_DEX_EXECUTION_DELAY_MS", "mock_dex_execution_delay_ms", _non_negative(int)),
     _Var("MOCK_DEX_FAILURE_RATE", "mock_dex_failure_rate", _rate),
     _Var("MOCK_DEX_SEED", "mock_dex_seed", int),
     _Var("QUOTE_TIMEOUT_MS", "quote_timeout_ms", _positive(int)),
-    _Var("PRICE_WALK_INTERVAL_MS", "price_walk_interval_ms", _non_negative_int),
+    _Var("PRICE_WALK_INTERVAL_MS", "price_walk_interval_ms", _non_negative(int)),
     _Var("PRICE_WALK_VOLATILITY_BPS", "price_walk_volatility_bps", _non_negative(float)),
     _Var("POOL_LAUNCH_INTERVAL_S", "pool_launch_interval_s", _non_negative(float)),
     _Var("MAX_BODY_BYTES", "max_body_bytes", _positive(int)),
@@ -142,8 +140,8 @@ _VARS = (
     _Var("WS_HEARTBEAT_S", "ws_heartbeat_s", _positive(float)),
     _Var("WS_MAX_PER_CLIENT", "ws_max_per_client", _positive(int)),
     _Var("API_KEYS", "api_keys", _key_list),
-    _Var("RATE_LIMIT_WALLET_PER_MINUTE", "rate_limit_wallet_per_minute", _non_negative_int),
-    _Var("RATE_LIMIT_GLOBAL_PER_SECOND", "rate_limit_global_per_second", _non_negative_int),
+    _Var("RATE_LIMIT_WALLET_PER_MINUTE", "rate_limit_wallet_per_minute", _non_negative(int)),
+    _Var("RATE_LIMIT_GLOBAL_PER_SECOND", "rate_limit_global_per_second", _non_negative(int)),
     _Var("SHUTDOWN_TIMEOUT_S", "shutdown_timeout_s", _positive(float)),
     _Var("RETRY_MAX_ATTEMPTS", "retry_max_attempts", _positive(int)),
     _Var("RETRY_BASE_MS", "retry_base_ms", _positive(int)),

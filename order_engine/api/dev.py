@@ -15,12 +15,7 @@ from order_engine.routing.simulated import DEXES, PoolExists, new_pool
 
 
 async def launch_pool(request: web.Request) -> web.Response:
-    if request.content_type != "application/json":
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"expected Content-Type application/json, got {request.content_type or 'none'}",
-        )
+    # The body's size and content type were checked by the body middleware.
     body = parse_pool(parse_json(await request.read()), dexes=DEXES)
     pool = new_pool(body.dex, body.token_a, body.token_b, body.reserve_a, body.reserve_b)
     try:

@@ -51,9 +51,13 @@ async def _count(what: str, probe: Awaitable[int]) -> int | None:
 
 async def metrics(request: web.Request) -> web.Response:
     queue = request.app[QUEUE]
+    depth, retries = await asyncio.gather(
+        _count("queue depth", queue.depth()),
+        _count("retries scheduled", queue.retries_scheduled()),
+    )
     body = request.app[METRICS].exposition(
-        queue_depth=await _count("queue depth", queue.depth()),
-        retries_scheduled=await _count("retries scheduled", queue.retries_scheduled()),
+        queue_depth=depth,
+        retries_scheduled=retries,
         in_flight=request.app[WORKERS].in_flight,
         websockets=len(request.app[WEBSOCKETS]),
     )

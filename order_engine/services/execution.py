@@ -27,7 +27,6 @@ from order_engine.orders import Changes, FailureCode, Order, OrderStatus
 from order_engine.retry import RetryPolicy
 from order_engine.routing.pools import Quote
 from order_engine.routing.router import (
-    DIRECT,
     MULTI_LEG_DEXES,
     TWO_HOP,
     NoRoute,
@@ -43,6 +42,7 @@ from order_engine.routing.venues import (
     SwapLeg,
     SwapReceipt,
     SwapTransaction,
+    Venue,
     VenueUnavailable,
     transaction_signature,
 )
@@ -63,10 +63,8 @@ def quote_data(quote: Quote) -> dict[str, Any]:
     }
 
 
-def route_data(route: Route | Quote) -> dict[str, Any]:
+def route_data(route: Route) -> dict[str, Any]:
     """API.md's route, with its kind and the native SOL wrapped before and unwrapped after."""
-    if isinstance(route, Quote):
-        route = Route(DIRECT, (route,), route.amount_out)
     first, last = route.legs[0], route.legs[-1]
     return {
         "kind": route.kind,
@@ -125,10 +123,14 @@ class Executor:
     async def run(self, order_id: uuid.UUID) -> Outcome:
         """Drive the order until it is terminal or waits for a retry."""
         order = await self._store.get_order(order_id)
+        # An order read from the store may have been left mid-step by an earlier run; one
+        # this run moved is known to be where this run put it.
+        resumed = True
         while order is not None and not order.status.is_terminal:
             try:
                 try:
-                    order = await self._step(order)
+                    order = await self._step(order, resumed=resumed)
+                    resumed = False
                 except _Transient as exc:
                     return await self._after_transient(order, exc)
             except StatusConflict as exc:
@@ -136,6 +138,7 @@ class Executor:
                 # what it is now.
                 log.info("order %s: %s", order.id, exc)
                 order = await self._store.get_order(order_id)
+                resumed = True
         return Outcome(order)
 
     async def abandon(self, order_id: uuid.UUID, reason: str) -> Order | None:
@@ -145,9 +148,9 @@ class Executor:
         while order is not None and not order.status.is_terminal:
             try:
                 receipt = None
-                if order.status is OrderStatus.SUBMITTED and order.tx_hash and order.dex:
-                    venue = self._venues.get(order.dex)
-                    receipt = venue and await venue.find_swap(order.tx_hash)
+                if order.status is OrderStatus.SUBMITTED and order.tx_hash is not None:
+                    venue, tx = await self._transaction(order)
+                    receipt = venue and await venue.find_swap(tx.signature)
                 if receipt:
                     return await self._confirm(order, receipt)
                 return await self._fail(order, FailureCode.DEAD_LETTERED, reason)
@@ -155,7 +158,7 @@ class Executor:
                 order = await self._store.get_order(order_id)
         return order
 
-    async def _step(self, order: Order) -> Order:
+    async def _step(self, order: Order, *, resumed: bool) -> Order:
         match order.status:
             case OrderStatus.PENDING:
                 return await self._route(order)
@@ -168,7 +171,7 @@ class Executor:
             case OrderStatus.SUBMITTED if order.tx_hash is None:
                 return await self._rebuild(order)
             case OrderStatus.SUBMITTED:
-                return await self._settle(order)
+                return await self._settle(order, resumed=resumed)
         raise AssertionError(f"no step leads on from {order.status}")
 
     async def _after_transient(self, order: Order, exc: _Transient) -> Outcome:
@@ -318,15 +321,14 @@ class Executor:
             },
         )
 
-    async def _settle(self, order: Order) -> Order:
+    async def _transaction(self, order: Order) -> tuple[Venue | None, SwapTransaction]:
+        """The order's stored transaction, and the venue it is (or was) sent through."""
         assert order.dex is not None
         assert order.tx_hash is not None
         assert order.min_amount_out is not None
         legs = await self._stored_legs(order) if order.dex in MULTI_LEG_DEXES else ()
         # A route over several pools is one transaction, sent through its first leg's DEX.
         venue = self._venues.get(legs[0].dex if legs else order.dex)
-        if venue is None:
-            return await self._fail(order, FailureCode.DEX_ERROR, f"unknown dex {order.dex}")
         tx = SwapTransaction(
             signature=order.tx_hash,
             order_id=order.id,
@@ -337,8 +339,17 @@ class Executor:
             min_amount_out=order.min_amount_out,
             legs=legs,
         )
+        return venue, tx
+
+    async def _settle(self, order: Order, *, resumed: bool) -> Order:
+        """Send the stored transaction. An order found in `submitted` when this run began
+        may have been sent by a run that crashed: the chain is asked about its signature
+        first. One that this run moved to `submitted` was never sent."""
+        venue, tx = await self._transaction(order)
+        if venue is None:
+            return await self._fail(order, FailureCode.DEX_ERROR, f"unknown dex {order.dex}")
         try:
-            receipt = await venue.find_swap(tx.signature) or await venue.execute(tx)
+            receipt = (resumed and await venue.find_swap(tx.signature)) or await venue.execute(tx)
         except SlippageExceeded as exc:
             return await self._fail(order, FailureCode.SLIPPAGE_EXCEEDED, str(exc))
         except VenueUnavailable as exc:

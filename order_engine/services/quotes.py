@@ -33,5 +33,5 @@ async def quote_pair(router: Router, src: Token, dst: Token, amount: Decimal) ->
     except NoRoute:
         return QuoteResult(quotes=(), best=None)
     return QuoteResult(
-        quotes=tuple(quote_data(q) for q in decision.quotes), best=route_data(decision.best)
+        quotes=tuple(quote_data(q) for q in decision.quotes), best=route_data(decision.route)
     )

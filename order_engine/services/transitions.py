@@ -36,10 +36,7 @@ class Transitions:
         `since`: when the order's previous status began, for the step's duration.
         """
         order, event = await self._store.transition(order_id, status, changes, data)
-        if self._observer is not None:
-            self._observer(order, event, since)
-        await self._hub.publish(event)
-        return order
+        return await self._committed(order, event, since)
 
     async def record(
         self,
@@ -51,7 +48,11 @@ class Transitions:
         """An event that keeps the order in `status` (a retry, a new quote), published
         like any other once committed."""
         order, event = await self._store.record(order_id, status, changes, data)
+        return await self._committed(order, event, None)
+
+    async def _committed(self, order: Order, event: OrderEvent, since: datetime | None) -> Order:
+        """Tell the observer and the hub of an event that is committed."""
         if self._observer is not None:
-            self._observer(order, event, None)
+            self._observer(order, event, since)
         await self._hub.publish(event)
         return order

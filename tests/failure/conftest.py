@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -15,14 +14,8 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from order_engine.embedded import redis_server_binary
+from order_engine.embedded import free_port, redis_server_binary
 from tests import conftest
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @attrs.define
@@ -91,6 +84,9 @@ async def spawn_server(db_url: str, redis_prefix: str) -> AsyncIterator[SpawnSer
             "HOST": "127.0.0.1",
             "MOCK_DEX_QUOTE_DELAY_MS": "0",
             "MOCK_DEX_FAILURE_RATE": "0",
+            # As in the in-process tests: prices stand still unless a test moves them, so
+            # that an order held across a shutdown is not failed by the walk's slippage.
+            "PRICE_WALK_INTERVAL_MS": "0",
             **env,
         }
         server = await start_server(environ, port)

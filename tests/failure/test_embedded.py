@@ -13,7 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.failure.conftest import ServerProcess, free_port, start_server
+from order_engine.embedded import free_port
+from tests.failure.conftest import ServerProcess, start_server
 from tests.support import order_body
 
 pytestmark = pytest.mark.slow

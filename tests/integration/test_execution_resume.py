@@ -114,3 +114,40 @@ async def test_submitted_order_already_settled_is_confirmed_without_sending_agai
     assert done.amount_out == Decimal("448.5")
     assert done.executed_price == Decimal("149.5")
     assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 1
+
+
+async def test_abandoning_a_settled_split_order_confirms_it(
+    engine: Engine, db: asyncpg.Connection
+) -> None:
+    """A dead-lettered order whose split swap went through is confirmed from the chain,
+    not failed: the transaction is found through the venue of its first leg."""
+    order, _ = await engine.store.insert_order(NEW, queued=True)
+    legs = [
+        {"dex": "raydium", "inputToken": "SOL", "outputToken": "USDC", "inputAmount": "2"},
+        {"dex": "meteora", "inputToken": "SOL", "outputToken": "USDC", "inputAmount": "1"},
+    ]
+    await engine.store.transition(
+        order.id,
+        OrderStatus.ROUTING,
+        Changes(dex="split", quoted_amount_out=Decimal("449")),
+        {"dex": "split", "route": {"kind": "split", "amountOut": "449", "legs": legs}},
+    )
+    await engine.store.transition(
+        order.id, OrderStatus.BUILDING, Changes(min_amount_out=Decimal("1"), tx_hash="sig-split")
+    )
+    await engine.store.transition(order.id, OrderStatus.SUBMITTED)
+    await db.execute(
+        """
+        INSERT INTO chain_swaps (signature, order_id, dex, input_token, output_token,
+                                 input_amount, amount_out, executed_price)
+        VALUES ('sig-split', $1, 'split', 'SOL', 'USDC', 3, 448.5, 149.5)
+        """,
+        order.id,
+    )
+    done = await engine.executor.abandon(order.id, "delivered too often")
+    assert done is not None
+    assert (done.status, done.tx_hash, done.amount_out) == (
+        OrderStatus.CONFIRMED,
+        "sig-split",
+        Decimal("448.5"),
+    )

@@ -89,3 +89,16 @@ async def test_quote_is_503_when_no_dex_answers_in_time(start_app: AppClient) ->
     resp = await client.get("/api/quote?inputToken=SOL&outputToken=USDC&inputAmount=1")
     await error_of(resp, 503, "unavailable")
     assert "Retry-After" in resp.headers
+
+
+async def test_quote_of_a_large_order_gives_the_split_it_would_be_routed_at(client: Client) -> None:
+    """The best route of a quote is the route itself, legs and all, not a summary of it."""
+    quoted = await (
+        await client.get("/api/quote?inputToken=SOL&outputToken=USDC&inputAmount=5000")
+    ).json()
+    best = quoted["best"]
+    assert best["kind"] == "split"
+    assert {leg["dex"] for leg in best["legs"]} == {"raydium", "meteora"}
+    order = await execute(client, inputAmount="5000")
+    routing = (await follow_order(client, order["orderId"]))[1]["data"]
+    assert routing["route"] == best
