@@ -75,21 +75,6 @@ class Route:
             SwapLeg(second.dex, second.input_token, second.output_token, None),
         )
 
-    def as_quote(self) -> Quote:
-        """The route as one quote from the first input to the last output."""
-        if self.kind == DIRECT:
-            return self.legs[0]
-        first, last = self.legs[0], self.legs[-1]
-        return Quote(
-            dex=self.dex,
-            input_token=first.input_token,
-            output_token=last.output_token,
-            input_amount=self.input_amount,
-            amount_out=self.amount_out,
-            fee_bps=max(q.fee_bps for q in self.legs),
-            price_impact_bps=max(q.price_impact_bps for q in self.legs),
-        )
-
     def describe(self) -> str:
         legs = " + ".join(
             f"{q.dex}:{q.input_amount} {q.input_token}->{q.amount_out} {q.output_token}"
@@ -105,10 +90,6 @@ class RoutingDecision:
     # Every route compared; `route` is the one paying most.
     candidates: tuple[Route, ...]
     route: Route
-
-    @property
-    def best(self) -> Quote:
-        return self.route.as_quote()
 
 
 def choose_best(quotes: Sequence[Quote]) -> Quote:

@@ -383,7 +383,7 @@ class _BarrierVenue(_FakeVenue):
 async def test_router_picks_the_venue_paying_most() -> None:
     router = Router([_FakeVenue("a", "149"), _FakeVenue("b", "151")], quote_timeout_s=1)
     decision = await router.route(SOL, USDC, Decimal(1))
-    assert decision.best.dex == "b"
+    assert decision.route.dex == "b"
     assert sorted(q.dex for q in decision.quotes) == ["a", "b"]
 
 
@@ -393,7 +393,7 @@ async def test_router_skips_a_venue_without_the_pool() -> None:
     decision = await router.route(SOL, USDC, Decimal(1))
     assert no_pool.asked == 1
     assert [q.dex for q in decision.quotes] == ["ok"]
-    assert decision.best.dex == "ok"
+    assert decision.route.dex == "ok"
 
 
 async def test_router_skips_a_venue_that_times_out() -> None:
@@ -451,7 +451,7 @@ async def test_router_asks_venues_concurrently() -> None:
     async with asyncio.timeout(1):
         decision = await router.route(SOL, USDC, Decimal(1))
     assert sorted(q.dex for q in decision.quotes) == ["a", "b"]
-    assert decision.best.dex == "b"
+    assert decision.route.dex == "b"
 
 
 # --- Router with the simulated pools -------------------------------------------------------
@@ -484,9 +484,9 @@ async def test_small_trade_goes_to_meteora_for_its_lower_fee() -> None:
     decision = await _simulated_router().route(SOL, USDC, Decimal(1))
     assert {q.dex for q in decision.quotes} == {"raydium", "meteora"}
     assert decision.route.kind == "direct"
-    assert decision.best.dex == "meteora"
-    assert decision.best.amount_out == Decimal("149.843510")
-    assert decision.best.fee_bps == 10
+    assert decision.route.dex == "meteora"
+    assert decision.route.amount_out == Decimal("149.843510")
+    assert decision.route.legs[0].fee_bps == 10
 
 
 async def test_larger_trade_goes_to_raydium_for_its_depth() -> None:
@@ -494,8 +494,8 @@ async def test_larger_trade_goes_to_raydium_for_its_depth() -> None:
     # further, so raydium pays more: 14955.041173 against 14940.308309 USDC.
     decision = await _simulated_router().route(SOL, USDC, Decimal(100))
     assert decision.route.kind == "direct"
-    assert decision.best.dex == "raydium"
-    assert decision.best.amount_out == Decimal("14955.041173")
+    assert decision.route.dex == "raydium"
+    assert decision.route.amount_out == Decimal("14955.041173")
 
 
 async def test_large_trade_is_split_when_that_pays_more_than_either_venue() -> None:
@@ -516,7 +516,7 @@ async def test_pair_on_one_venue_only_routes_there() -> None:
     # Only meteora has a JUP/USDC pool; raydium's NoPool must not sink the order.
     decision = await _simulated_router().route(USDC, JUP, Decimal(100))
     assert [q.dex for q in decision.quotes] == ["meteora"]
-    assert decision.best.output_token == "JUP"
+    assert decision.route.legs[-1].output_token == "JUP"
 
 
 async def test_pair_without_a_pool_goes_through_a_hub() -> None:
