@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -39,6 +40,27 @@ async def engine(db_url: str, redis: aioredis.Redis, redis_prefix: str) -> Async
     router = Router(venues, quote_timeout_s=1)
     yield Engine(store, Executor(store, Transitions(store, hub), router))
     await pool.close()
+
+
+async def submitted_and_settled(
+    engine: Engine, db: asyncpg.Connection, order_id: uuid.UUID, signature: str, dex: str
+) -> None:
+    """A routed order built and sent as `signature`, whose swap the chain settled (448.5
+    USDC for 3 SOL) before the worker could write `confirmed`."""
+    await engine.store.transition(
+        order_id, OrderStatus.BUILDING, Changes(min_amount_out=Decimal("1"), tx_hash=signature)
+    )
+    await engine.store.transition(order_id, OrderStatus.SUBMITTED)
+    await db.execute(
+        """
+        INSERT INTO chain_swaps (signature, order_id, dex, input_token, output_token,
+                                 input_amount, amount_out, executed_price)
+        VALUES ($1, $2, $3, 'SOL', 'USDC', 3, 448.5, 149.5)
+        """,
+        signature,
+        order_id,
+        dex,
+    )
 
 
 async def test_run_twice_swaps_once(engine: Engine, db: asyncpg.Connection) -> None:
@@ -96,18 +118,7 @@ async def test_submitted_order_already_settled_is_confirmed_without_sending_agai
     await engine.store.transition(
         order.id, OrderStatus.ROUTING, Changes(dex="meteora", quoted_amount_out=Decimal("449"))
     )
-    await engine.store.transition(
-        order.id, OrderStatus.BUILDING, Changes(min_amount_out=Decimal("1"), tx_hash="sig-1")
-    )
-    await engine.store.transition(order.id, OrderStatus.SUBMITTED)
-    await db.execute(
-        """
-        INSERT INTO chain_swaps (signature, order_id, dex, input_token, output_token,
-                                 input_amount, amount_out, executed_price)
-        VALUES ('sig-1', $1, 'meteora', 'SOL', 'USDC', 3, 448.5, 149.5)
-        """,
-        order.id,
-    )
+    await submitted_and_settled(engine, db, order.id, "sig-1", "meteora")
     done = (await engine.executor.run(order.id)).order
     assert done is not None
     assert done.status is OrderStatus.CONFIRMED
@@ -132,18 +143,7 @@ async def test_abandoning_a_settled_split_order_confirms_it(
         Changes(dex="split", quoted_amount_out=Decimal("449")),
         {"dex": "split", "route": {"kind": "split", "amountOut": "449", "legs": legs}},
     )
-    await engine.store.transition(
-        order.id, OrderStatus.BUILDING, Changes(min_amount_out=Decimal("1"), tx_hash="sig-split")
-    )
-    await engine.store.transition(order.id, OrderStatus.SUBMITTED)
-    await db.execute(
-        """
-        INSERT INTO chain_swaps (signature, order_id, dex, input_token, output_token,
-                                 input_amount, amount_out, executed_price)
-        VALUES ('sig-split', $1, 'split', 'SOL', 'USDC', 3, 448.5, 149.5)
-        """,
-        order.id,
-    )
+    await submitted_and_settled(engine, db, order.id, "sig-split", "split")
     done = await engine.executor.abandon(order.id, "delivered too often")
     assert done is not None
     assert (done.status, done.tx_hash, done.amount_out) == (
