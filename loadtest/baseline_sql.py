@@ -29,12 +29,12 @@ from decimal import Decimal
 
 import asyncpg
 
-from order_engine.locks import order_lock_key
+from order_engine.chain.ledger import SimulatedChain
+from order_engine.domain.orders import Changes, NewOrder, OrderStatus, OrderType
+from order_engine.engine.locks import order_lock_key
 from order_engine.migrations import migrate
-from order_engine.orders import Changes, NewOrder, OrderStatus, OrderType
-from order_engine.routing.chain import SimulatedChain
 from order_engine.routing.venues import SwapTransaction
-from order_engine.store import OrderStore, create_pool
+from order_engine.store.orders import OrderStore, create_pool
 
 WALLET = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
 STATEMENTS_PER_ORDER = 10

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from order_engine.migrations import apply_migrations
-from order_engine.store import WALLET_ORDER_QUERIES
+from order_engine.store.orders import WALLET_ORDER_QUERIES
 
 LOAD = """
 INSERT INTO orders (id, type, status, user_wallet, input_token, output_token, input_amount,

@@ -25,15 +25,15 @@ import uuid
 from collections import Counter
 from decimal import Decimal
 
-from order_engine.routing.chain import SimulatedChain
-from order_engine.routing.router import DIRECT, SPLIT, TWO_HOP, Route, Router, min_amount_out
-from order_engine.routing.simulated import (
+from order_engine.chain.ledger import SimulatedChain
+from order_engine.chain.market import (
     DEXES,
     SimulatedMarket,
     meteora_pools,
     raydium_pools,
     simulated_venues,
 )
+from order_engine.routing.router import DIRECT, SPLIT, TWO_HOP, Route, Router, min_amount_out
 from order_engine.routing.tokens import TOKENS
 from order_engine.routing.venues import SwapReceipt, SwapTransaction, transaction_signature
 

@@ -16,7 +16,10 @@ from aiohttp import WSCloseCode, web
 
 from order_engine.api.auth import auth_middleware
 from order_engine.api.errors import body_middleware, error_middleware
+from order_engine.api.health_service import HealthCheck
 from order_engine.api.metrics import metrics_middleware
+from order_engine.api.orders_service import OrderService
+from order_engine.api.ratelimit import SubmissionLimiter
 from order_engine.api.routes import setup_routes
 from order_engine.appkeys import (
     DB_POOL,
@@ -35,30 +38,26 @@ from order_engine.appkeys import (
     WORKERS,
     WS_CLIENTS,
 )
-from order_engine.config import Settings
-from order_engine.hub import Hub
-from order_engine.locks import AdvisoryLocks
-from order_engine.metrics import Metrics
-from order_engine.queue import OrderQueue
-from order_engine.retry import RetryPolicy
-from order_engine.routing.chain import SimulatedChain
-from order_engine.routing.router import Router
-from order_engine.routing.simulated import (
+from order_engine.chain.ledger import SimulatedChain
+from order_engine.chain.market import (
     SimulatedMarket,
     meteora_pools,
     raydium_pools,
     run_market_clock,
     simulated_venues,
 )
-from order_engine.services.execution import Executor
-from order_engine.services.health import HealthCheck
-from order_engine.services.idempotency import IdempotencyService
-from order_engine.services.orders import OrderService
-from order_engine.services.ratelimit import SubmissionLimiter
-from order_engine.services.reconciler import Reconciler
-from order_engine.services.transitions import Transitions
-from order_engine.store import OrderStore, create_pool
-from order_engine.worker import Recovery, WorkerPool
+from order_engine.config import Settings
+from order_engine.engine.execution import Executor
+from order_engine.engine.locks import AdvisoryLocks
+from order_engine.engine.reconciler import Reconciler
+from order_engine.engine.retry import RetryPolicy
+from order_engine.engine.worker import Recovery, WorkerPool
+from order_engine.hub import Hub
+from order_engine.metrics import Metrics
+from order_engine.queue import OrderQueue
+from order_engine.routing.router import Router
+from order_engine.store.idempotency import IdempotencyStore
+from order_engine.store.orders import OrderStore, create_pool
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +101,10 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     """The hub, the queue and the services built on them."""
     settings = app[SETTINGS]
     redis = app[REDIS]
-    store = OrderStore(app[DB_POOL])
     hub = Hub(redis, f"{settings.redis_prefix}events", buffer_size=settings.hub_buffer_size)
     await hub.start()
+    metrics = app[METRICS]
+    store = OrderStore(app[DB_POOL], hub=hub, observer=metrics.transition)
     # The read loop's own connection: its socket timeout must outlast the blocking read.
     reader = aioredis.Redis.from_url(
         settings.redis_url,
@@ -115,8 +115,6 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     consumer = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     queue = OrderQueue(redis, reader, stream=f"{settings.redis_prefix}orders", consumer=consumer)
-    metrics = app[METRICS]
-    transitions = Transitions(store, hub, metrics.transition)
     app[HUB] = hub
     app[QUEUE] = queue
     limiter = SubmissionLimiter(
@@ -125,8 +123,8 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         per_wallet_per_minute=settings.rate_limit_wallet_per_minute,
         global_per_second=settings.rate_limit_global_per_second,
     )
-    app[ORDERS] = OrderService(store, queue, hub, transitions, metrics, limiter)
-    app[IDEMPOTENCY] = IdempotencyService(store)
+    app[ORDERS] = OrderService(store, queue, metrics, limiter)
+    app[IDEMPOTENCY] = IdempotencyStore(app[DB_POOL])
     market = SimulatedMarket(
         raydium_pools() + meteora_pools(),
         seed=settings.mock_dex_seed,
@@ -151,7 +149,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     locks = AdvisoryLocks(settings.database_url, timeout_s=settings.db_command_timeout_s)
     workers = WorkerPool(
         queue,
-        Executor(store, transitions, router, retry=retry),
+        Executor(store, router, retry=retry),
         locks,
         concurrency=settings.worker_concurrency,
         shutdown_timeout_s=settings.shutdown_timeout_s,

@@ -8,17 +8,17 @@ import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from order_engine.api.health_service import HealthCheck
+from order_engine.api.orders_service import OrderService
+from order_engine.chain.market import SimulatedMarket
 from order_engine.config import Settings
+from order_engine.engine.reconciler import Reconciler
+from order_engine.engine.worker import WorkerPool
 from order_engine.hub import Hub
 from order_engine.metrics import Metrics
 from order_engine.queue import OrderQueue
 from order_engine.routing.router import Router
-from order_engine.routing.simulated import SimulatedMarket
-from order_engine.services.health import HealthCheck
-from order_engine.services.idempotency import IdempotencyService
-from order_engine.services.orders import OrderService
-from order_engine.services.reconciler import Reconciler
-from order_engine.worker import WorkerPool
+from order_engine.store.idempotency import IdempotencyStore
 
 SETTINGS = web.AppKey("settings", Settings)
 DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
@@ -28,7 +28,7 @@ QUEUE = web.AppKey("queue", OrderQueue)
 ORDERS = web.AppKey("orders", OrderService)
 WORKERS = web.AppKey("workers", WorkerPool)
 ROUTER = web.AppKey("router", Router)
-IDEMPOTENCY = web.AppKey("idempotency", IdempotencyService)
+IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
 METRICS = web.AppKey("metrics", Metrics)
 RECONCILER = web.AppKey("reconciler", Reconciler)
 HEALTH = web.AppKey("health", HealthCheck)

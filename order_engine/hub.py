@@ -20,7 +20,7 @@ from typing import TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from order_engine.orders import OrderEvent, OrderStatus
+from order_engine.domain.orders import OrderEvent, OrderStatus
 
 log = logging.getLogger(__name__)
 

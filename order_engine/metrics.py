@@ -6,7 +6,7 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from order_engine.orders import FailureCode, Order, OrderEvent
+from order_engine.domain.orders import FailureCode, Order, OrderEvent
 
 # Seconds; the simulated DEX takes 0.2 s to quote and 2.5 s to execute by default.
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

@@ -7,21 +7,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from order_engine.api.errors import ApiError
 from order_engine.api.schemas import parse_json, parse_pool
 from order_engine.appkeys import MARKET
+from order_engine.chain.market import DEXES, new_pool
 from order_engine.formats import decimal_str
-from order_engine.routing.simulated import DEXES, PoolExists, new_pool
 
 
 async def launch_pool(request: web.Request) -> web.Response:
     # The body's size and content type were checked by the body middleware.
     body = parse_pool(parse_json(await request.read()), dexes=DEXES)
     pool = new_pool(body.dex, body.token_a, body.token_b, body.reserve_a, body.reserve_b)
-    try:
-        request.app[MARKET].add_pool(pool)
-    except PoolExists as exc:
-        raise ApiError(409, "pool_exists", str(exc)) from None
+    request.app[MARKET].add_pool(pool)
     return web.json_response(
         {
             "dex": pool.dex,

@@ -9,9 +9,16 @@ import attrs
 from aiohttp import web
 
 from order_engine.appkeys import SETTINGS
+from order_engine.domain.errors import (
+    DomainError,
+    KeyInProgress,
+    KeyReused,
+    OrderNotFound,
+    PoolExists,
+    RateLimited,
+    StatusConflict,
+)
 from order_engine.outage import DEPENDENCY_ERRORS
-from order_engine.services.ratelimit import RateLimited
-from order_engine.store import OrderNotFound, StatusConflict
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +79,23 @@ def _from_http_exception(exc: web.HTTPException) -> ApiError:
     return ApiError(exc.status, code, message, headers=headers)
 
 
+# Every domain error the API can meet, with the status and code it answers.
+DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str]] = {
+    OrderNotFound: (404, "order_not_found"),
+    StatusConflict: (409, "status_conflict"),
+    KeyInProgress: (409, "idempotency_in_progress"),
+    PoolExists: (409, "pool_exists"),
+    KeyReused: (422, "idempotency_key_reused"),
+    RateLimited: (429, "rate_limited"),
+}
+
+
+def from_domain_error(exc: DomainError) -> ApiError:
+    status, code = DOMAIN_ERRORS[type(exc)]
+    headers = None if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
+    return ApiError(status, code, exc.message, headers=headers)
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 JSON_CONTENT_TYPE = "application/json"
@@ -109,14 +133,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return error_response(exc)
-    except OrderNotFound as exc:
-        return error_response(ApiError(404, "order_not_found", str(exc)))
-    except StatusConflict as exc:
-        return error_response(ApiError(409, "status_conflict", str(exc)))
-    except RateLimited as exc:
-        return error_response(
-            ApiError(429, "rate_limited", str(exc), headers={"Retry-After": str(exc.retry_after_s)})
-        )
+    except DomainError as exc:
+        return error_response(from_domain_error(exc))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

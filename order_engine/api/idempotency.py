@@ -12,7 +12,6 @@ from aiohttp import web
 from order_engine.api.errors import ApiError, FieldError, Handler, validation_error
 from order_engine.api.schemas import parse_json
 from order_engine.appkeys import IDEMPOTENCY
-from order_engine.services.idempotency import KeyInProgress, KeyReused
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -47,21 +46,7 @@ def idempotent(handler: Handler) -> Handler:
         key = parse_key(raw_key)
         request_print = fingerprint(request.method, request.path, await request.read())
         service = request.app[IDEMPOTENCY]
-        try:
-            stored = await service.begin(key, request_print)
-        except KeyReused:
-            raise ApiError(
-                422,
-                "idempotency_key_reused",
-                f"{HEADER} {key!r} was used for a different request",
-            ) from None
-        except KeyInProgress:
-            raise ApiError(
-                409,
-                "idempotency_in_progress",
-                f"the first request with {HEADER} {key!r} is still being processed",
-                headers={"Retry-After": "1"},
-            ) from None
+        stored = await service.begin(key, request_print)
         if stored is not None:
             return web.Response(
                 text=stored.body,

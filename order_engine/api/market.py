@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from order_engine.api.errors import RETRY_AFTER_S, ApiError
+from order_engine.api.quotes_service import QuotesUnavailable, quote_pair
 from order_engine.api.schemas import parse_quote_query
 from order_engine.appkeys import ROUTER, SETTINGS
 from order_engine.routing.tokens import TOKENS
-from order_engine.services.quotes import QuotesUnavailable, quote_pair
 
 
 async def tokens(request: web.Request) -> web.Response:

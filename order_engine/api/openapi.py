@@ -10,8 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from order_engine.orders import OrderStatus, OrderType
-from order_engine.routing.simulated import DEXES
+from order_engine.chain.market import DEXES
+from order_engine.domain.orders import OrderStatus, OrderType
 from order_engine.routing.tokens import TOKENS
 
 Schema = dict[str, Any]

@@ -14,7 +14,7 @@ from order_engine.api.schemas import (
 )
 from order_engine.api.serialize import decode_cursor, encode_cursor, event_message, order_json
 from order_engine.appkeys import ORDERS, SETTINGS
-from order_engine.orders import NewOrder
+from order_engine.domain.orders import NewOrder
 
 MAX_PAGE = 200
 DEFAULT_PAGE = 50

@@ -20,7 +20,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn, override
 
 from order_engine.api.errors import ApiError, FieldError, validation_error
-from order_engine.orders import NewOrder, OrderStatus, OrderType
+from order_engine.domain.orders import NewOrder, OrderStatus, OrderType
 from order_engine.routing.tokens import TOKENS, Token
 
 DEFAULT_SLIPPAGE_BPS = 50

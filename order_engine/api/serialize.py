@@ -16,9 +16,9 @@ from cattrs.gen import make_dict_unstructure_fn, override
 
 from order_engine.api.errors import FieldError, validation_error
 from order_engine.api.schemas import camel
+from order_engine.domain.orders import Order, OrderEvent
 from order_engine.formats import decimal_str, timestamp_str
-from order_engine.orders import Order, OrderEvent
-from order_engine.store import WalletCursor
+from order_engine.store.orders import WalletCursor
 
 _renames: dict[str, Any] = {
     a.name: override(rename="orderId" if a.name == "id" else camel(a.name))

@@ -16,6 +16,7 @@ from order_engine.api.errors import (
     error_body,
     validation_error,
 )
+from order_engine.api.orders_service import OrderService
 from order_engine.api.schemas import (
     parse_int_param,
     parse_json,
@@ -25,12 +26,10 @@ from order_engine.api.schemas import (
 )
 from order_engine.api.serialize import event_message, order_json
 from order_engine.appkeys import HUB, ORDERS, SETTINGS, WEBSOCKETS, WS_CLIENTS
+from order_engine.domain.errors import OrderNotFound, RateLimited
+from order_engine.domain.orders import OrderEvent
 from order_engine.hub import SubscriberDropped, Subscription
-from order_engine.orders import OrderEvent
 from order_engine.outage import DEPENDENCY_ERRORS
-from order_engine.services.orders import OrderService
-from order_engine.services.ratelimit import RateLimited
-from order_engine.store import OrderNotFound
 
 log = logging.getLogger(__name__)
 

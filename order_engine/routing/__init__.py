@@ -1,1 +1,1 @@
-"""Tokens, pool math, the simulated venues and chain, and the router that picks between them."""
+"""Tokens, pool math, the venue protocol, and the router that picks between venues."""

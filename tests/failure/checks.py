@@ -11,7 +11,7 @@ import aiohttp
 import asyncpg
 import attrs
 
-from order_engine.orders import OrderStatus, can_transition
+from order_engine.domain.orders import OrderStatus, can_transition
 from tests.support import order_body
 
 TERMINAL = [s.value for s in OrderStatus if s.is_terminal]

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from order_engine.store import OrderStore, create_pool
+from order_engine.store.orders import OrderStore, create_pool
 
 
 @pytest.fixture

@@ -11,14 +11,13 @@ import attrs
 import pytest
 import redis.asyncio as aioredis
 
+from order_engine.chain.ledger import SimulatedChain
+from order_engine.chain.market import simulated_venues
+from order_engine.domain.orders import Changes, OrderStatus
+from order_engine.engine.execution import Executor
 from order_engine.hub import Hub
-from order_engine.orders import Changes, OrderStatus
-from order_engine.routing.chain import SimulatedChain
 from order_engine.routing.router import Router
-from order_engine.routing.simulated import simulated_venues
-from order_engine.services.execution import Executor
-from order_engine.services.transitions import Transitions
-from order_engine.store import OrderStore, create_pool
+from order_engine.store.orders import OrderStore, create_pool
 from tests.support import new_order
 
 NEW = new_order("3", slippage_bps=100)
@@ -34,11 +33,11 @@ class Engine:
 async def engine(db_url: str, redis: aioredis.Redis, redis_prefix: str) -> AsyncIterator[Engine]:
     pool = await create_pool(db_url, min_size=1, max_size=5, command_timeout=10)
     hub = Hub(redis, f"{redis_prefix}events", buffer_size=16)
-    store = OrderStore(pool)
+    store = OrderStore(pool, hub=hub)
     chain = SimulatedChain(pool)
     venues = simulated_venues(chain, quote_delay_s=0, execution_delay_s=0, failure_rate=0, seed=1)
     router = Router(venues, quote_timeout_s=1)
-    yield Engine(store, Executor(store, Transitions(store, hub), router))
+    yield Engine(store, Executor(store, router))
     await pool.close()
 
 

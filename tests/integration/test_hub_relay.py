@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio as aioredis
 
+from order_engine.domain.orders import OrderEvent, OrderStatus
 from order_engine.hub import Hub
-from order_engine.orders import OrderEvent, OrderStatus
 from tests.support import OTHER_WALLET, WALLET
 
 

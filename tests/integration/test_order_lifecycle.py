@@ -9,7 +9,7 @@ from decimal import Decimal
 import asyncpg
 import redis.asyncio as aioredis
 
-from order_engine.orders import OrderStatus, can_transition
+from order_engine.domain.orders import OrderStatus, can_transition
 from tests.conftest import AppClient
 from tests.support import (
     STATUS_PATH,

@@ -13,11 +13,11 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from order_engine.locks import AdvisoryLocks
-from order_engine.orders import Changes, OrderStatus
+from order_engine.domain.orders import Changes, OrderStatus
+from order_engine.engine.locks import AdvisoryLocks
+from order_engine.engine.reconciler import Reconciler
 from order_engine.queue import GROUP, OrderQueue
-from order_engine.services.reconciler import Reconciler
-from order_engine.store import OrderStore
+from order_engine.store.orders import OrderStore
 from tests.conftest import REDIS_URL, AppClient
 from tests.support import execute, follow_order, new_order
 
@@ -219,7 +219,7 @@ async def test_a_second_delivery_of_a_running_order_waits_for_the_first(
 ) -> None:
     """The same order queued twice (a redelivery, a reconciler that ran early): the
     second delivery finds the order locked and steps back; it runs once."""
-    caplog.set_level("INFO", logger="order_engine.worker")
+    caplog.set_level("INFO", logger="order_engine.engine.worker")
     client = await start_app(mock_dex_execution_delay_ms=200)
     accepted = await execute(client)
     await queue_for("w").enqueue(uuid.UUID(accepted["orderId"]))

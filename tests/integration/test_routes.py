@@ -12,9 +12,9 @@ import asyncpg
 import pytest
 
 from order_engine.appkeys import MARKET
-from order_engine.routing.chain import SimulatedChain
+from order_engine.chain.ledger import SimulatedChain
+from order_engine.chain.market import simulated_venues
 from order_engine.routing.router import Router, min_amount_out
-from order_engine.routing.simulated import simulated_venues
 from order_engine.routing.tokens import TOKENS
 from order_engine.routing.venues import SwapTransaction, transaction_signature
 from tests.conftest import AppClient

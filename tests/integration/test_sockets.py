@@ -10,7 +10,7 @@ import aiohttp
 import asyncpg
 
 from order_engine.appkeys import HUB
-from order_engine.orders import OrderEvent, OrderStatus
+from order_engine.domain.orders import OrderEvent, OrderStatus
 from tests.conftest import AppClient
 from tests.integration.test_api_errors import error_of
 from tests.support import OTHER_WALLET, STATUS_PATH, WALLET, Client, execute, follow, order_body

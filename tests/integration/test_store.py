@@ -9,8 +9,9 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from order_engine.orders import Changes, OrderStatus
-from order_engine.store import OrderNotFound, OrderStore, StatusConflict
+from order_engine.domain.errors import OrderNotFound, StatusConflict
+from order_engine.domain.orders import Changes, OrderStatus
+from order_engine.store.orders import OrderStore
 from tests.support import new_order
 
 NEW = new_order("2.5", slippage_bps=50)

@@ -13,7 +13,7 @@ import pytest
 from order_engine.api.errors import ApiError
 from order_engine.api.serialize import decode_cursor, encode_cursor
 from order_engine.formats import decimal_str, timestamp_str
-from order_engine.store import WalletCursor
+from order_engine.store.orders import WalletCursor
 
 
 @pytest.mark.parametrize(

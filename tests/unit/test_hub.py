@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import redis.asyncio as aioredis
 
+from order_engine.domain.orders import OrderEvent, OrderStatus
 from order_engine.hub import Hub, SubscriberDropped, Subscription, decode_event, encode_event
-from order_engine.orders import OrderEvent, OrderStatus
 from tests.support import OTHER_WALLET, WALLET
 
 

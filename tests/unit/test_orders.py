@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from order_engine.orders import (
+from order_engine.domain.orders import (
     ALLOWED_TRANSITIONS,
     TERMINAL_STATUSES,
     OrderStatus,

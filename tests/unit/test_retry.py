@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from order_engine.retry import RetryPolicy
+from order_engine.engine.retry import RetryPolicy
 
 
 def test_three_attempts_in_all_by_default() -> None:

@@ -13,7 +13,15 @@ from fractions import Fraction
 import attrs
 import pytest
 
-from order_engine.routing.chain import SimulatedChain
+from order_engine.chain.ledger import SimulatedChain
+from order_engine.chain.market import (
+    SimulatedMarket,
+    meteora_pools,
+    new_pool,
+    raydium_pools,
+    simulated_venues,
+)
+from order_engine.domain.errors import PoolExists
 from order_engine.routing.pools import ConstantProductPool, DynamicFeePool, Pool, Quote
 from order_engine.routing.router import (
     NoRoute,
@@ -21,14 +29,6 @@ from order_engine.routing.router import (
     Router,
     choose_best,
     min_amount_out,
-)
-from order_engine.routing.simulated import (
-    PoolExists,
-    SimulatedMarket,
-    meteora_pools,
-    new_pool,
-    raydium_pools,
-    simulated_venues,
 )
 from order_engine.routing.tokens import TOKENS, Token
 from order_engine.routing.venues import (

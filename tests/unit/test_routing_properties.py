@@ -10,14 +10,14 @@ import attrs
 from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
-from order_engine.routing.pools import ConstantProductPool, DynamicFeePool, Pool
-from order_engine.routing.router import SPLIT, NoRoute, Router, RoutingDecision
-from order_engine.routing.simulated import (
+from order_engine.chain.market import (
     SimulatedMarket,
     meteora_pools,
     raydium_pools,
     simulated_venues,
 )
+from order_engine.routing.pools import ConstantProductPool, DynamicFeePool, Pool
+from order_engine.routing.router import SPLIT, NoRoute, Router, RoutingDecision
 from order_engine.routing.tokens import TOKENS, Token
 from tests.unit.test_routing import _UnusedChain
 

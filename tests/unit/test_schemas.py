@@ -21,7 +21,7 @@ from order_engine.api.schemas import (
     parse_order_id,
     parse_wallet,
 )
-from order_engine.orders import OrderType
+from order_engine.domain.orders import OrderType
 from tests.support import WALLET, order_body
 
 MAX = Decimal("1000000")

@@ -16,10 +16,10 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from order_engine.locks import AdvisoryLocks
+from order_engine.engine.locks import AdvisoryLocks
 from order_engine.outage import DEPENDENCY_ERRORS
 from order_engine.queue import OrderQueue
-from order_engine.store import OrderStore
+from order_engine.store.orders import OrderStore
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from collections.abc import Awaitable
 import attrs
 import redis.asyncio as aioredis
 
+from order_engine.engine.worker import WorkerPool
 from order_engine.queue import OrderQueue
-from order_engine.store import OrderStore
-from order_engine.worker import WorkerPool
+from order_engine.store.orders import OrderStore
 
 log = logging.getLogger(__name__)
 

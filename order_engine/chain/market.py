@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
 from decimal import Decimal
 
-from order_engine.routing.chain import SimulatedChain
+from order_engine.chain.ledger import SimulatedChain
+from order_engine.domain.errors import PoolExists
 from order_engine.routing.pools import ConstantProductPool, DynamicFeePool, Pool, Quote, price_of
 from order_engine.routing.tokens import TOKENS, Token
 from order_engine.routing.venues import (
@@ -36,10 +37,6 @@ RAYDIUM_FEE_BPS = 25
 _MEAN_REVERSION = 0.02
 
 PoolKey = tuple[str, frozenset[str]]
-
-
-class PoolExists(Exception):
-    """A pool for that pair is already trading on that DEX."""
 
 
 def _key(dex: str, a: str, b: str) -> PoolKey:

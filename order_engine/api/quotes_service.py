@@ -11,9 +11,9 @@ from typing import Any
 
 import attrs
 
+from order_engine.engine.execution import quote_data, route_data
 from order_engine.routing.router import NoRoute, QuotesUnavailable, Router
 from order_engine.routing.tokens import Token
-from order_engine.services.execution import quote_data, route_data
 
 __all__ = ["QuoteResult", "QuotesUnavailable", "quote_pair"]
 

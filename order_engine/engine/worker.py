@@ -18,11 +18,11 @@ import time
 import attrs
 from redis.exceptions import RedisError
 
-from order_engine.locks import AdvisoryLocks
+from order_engine.engine.execution import Executor
+from order_engine.engine.locks import AdvisoryLocks
 from order_engine.logs import bind_order
 from order_engine.outage import DEPENDENCY_ERRORS
 from order_engine.queue import Entry, OrderQueue
-from order_engine.services.execution import Executor
 
 log = logging.getLogger(__name__)
 

@@ -7,14 +7,20 @@ import uuid
 
 from redis.exceptions import RedisError
 
-from order_engine.hub import Hub
+from order_engine.api.ratelimit import SubmissionLimiter
+from order_engine.domain.errors import OrderNotFound
+from order_engine.domain.orders import (
+    Changes,
+    FailureCode,
+    NewOrder,
+    Order,
+    OrderEvent,
+    OrderStatus,
+)
 from order_engine.logs import bind_order
 from order_engine.metrics import Metrics
-from order_engine.orders import Changes, FailureCode, NewOrder, Order, OrderEvent, OrderStatus
 from order_engine.queue import OrderQueue
-from order_engine.services.ratelimit import SubmissionLimiter
-from order_engine.services.transitions import Transitions
-from order_engine.store import OrderNotFound, OrderStore, WalletCursor
+from order_engine.store.orders import OrderStore, WalletCursor
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +30,11 @@ class OrderService:
         self,
         store: OrderStore,
         queue: OrderQueue,
-        hub: Hub,
-        transitions: Transitions,
         metrics: Metrics | None = None,
         limiter: SubmissionLimiter | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
-        self._hub = hub
-        self._transitions = transitions
         self._metrics = metrics
         self._limiter = limiter
 
@@ -46,9 +48,8 @@ class OrderService:
         """
         if self._limiter is not None:
             await self._limiter.check(new.user_wallet)
-        order, event = await self._store.insert_order(new, queued=execute)
+        order, _ = await self._store.insert_order(new, queued=execute)
         bind_order(order.id)
-        await self._hub.publish(event)
         if execute:
             await self._enqueue_or_fail(order)
         log.info("order %s: accepted, %s", order.id, "queued" if execute else "pending")
@@ -76,7 +77,7 @@ class OrderService:
         terminal and acknowledges the entry without running anything.
         """
         bind_order(order_id)
-        order = await self._transitions.apply(
+        order, _ = await self._store.transition(
             order_id, OrderStatus.CANCELLED, data={"reason": "cancelled by the user"}
         )
         log.info("order %s: cancelled by the user", order_id)
@@ -88,7 +89,7 @@ class OrderService:
         except (RedisError, OSError) as exc:
             reason = f"the order could not be queued: {exc}"
             log.error("order %s: %s", order.id, reason)
-            await self._transitions.apply(
+            await self._store.transition(
                 order.id,
                 OrderStatus.FAILED,
                 Changes(failure_code=FailureCode.ENQUEUE_FAILED.value, failure_reason=reason),

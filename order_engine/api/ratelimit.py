@@ -13,16 +13,12 @@ import time
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from order_engine.domain.errors import RateLimited
+
 log = logging.getLogger(__name__)
 
 WALLET_WINDOW_S = 60
 GLOBAL_WINDOW_S = 1
-
-
-class RateLimited(Exception):
-    def __init__(self, message: str, retry_after_s: int) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
 
 
 class SubmissionLimiter:

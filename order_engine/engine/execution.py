@@ -22,9 +22,10 @@ from typing import Any
 
 import attrs
 
+from order_engine.domain.errors import StatusConflict
+from order_engine.domain.orders import Changes, FailureCode, Order, OrderStatus
+from order_engine.engine.retry import RetryPolicy
 from order_engine.formats import decimal_str
-from order_engine.orders import Changes, FailureCode, Order, OrderStatus
-from order_engine.retry import RetryPolicy
 from order_engine.routing.pools import Quote
 from order_engine.routing.router import (
     MULTI_LEG_DEXES,
@@ -46,8 +47,7 @@ from order_engine.routing.venues import (
     VenueUnavailable,
     transaction_signature,
 )
-from order_engine.services.transitions import Transitions
-from order_engine.store import OrderStore, StatusConflict
+from order_engine.store.orders import OrderStore
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +107,12 @@ class Executor:
     def __init__(
         self,
         store: OrderStore,
-        transitions: Transitions,
         router: Router,
         *,
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._store = store
-        self._transitions = transitions
         self._router = router
         self._venues = router.venues
         self._retry = retry or RetryPolicy()
@@ -187,7 +185,7 @@ class Executor:
             attempt + 1,
             delay,
         )
-        waiting = await self._transitions.record(
+        waiting, _ = await self._store.record(
             order.id,
             order.status,
             Changes(attempts=attempt + 1, forget_tx=exc.forget_tx),
@@ -207,7 +205,7 @@ class Executor:
         changes: Changes = Changes(),
         data: Mapping[str, Any] | None = None,
     ) -> Order:
-        moved = await self._transitions.apply(
+        moved, _ = await self._store.transition(
             order.id, status, changes, data, since=order.updated_at
         )
         log.info("order %s: %s -> %s", order.id, order.status, status)
@@ -305,7 +303,7 @@ class Executor:
         signature = transaction_signature(
             order.id, route.dex, order.input_amount, minimum, order.attempts
         )
-        return await self._transitions.record(
+        rebuilt, _ = await self._store.record(
             order.id,
             OrderStatus.SUBMITTED,
             Changes(
@@ -320,6 +318,7 @@ class Executor:
                 "txHash": signature,
             },
         )
+        return rebuilt
 
     async def _transaction(self, order: Order) -> tuple[Venue | None, SwapTransaction]:
         """The order's stored transaction, and the venue it is (or was) sent through."""

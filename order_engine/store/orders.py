@@ -1,17 +1,19 @@
-"""Every SQL statement of the engine, and the transactions that apply status transitions."""
+"""Orders and their events in SQL: every status change is one statement, committed and
+then published."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 import attrs
 
-from order_engine.orders import (
+from order_engine.domain.errors import OrderNotFound, StatusConflict
+from order_engine.domain.orders import (
     Changes,
     NewOrder,
     Order,
@@ -20,27 +22,7 @@ from order_engine.orders import (
     OrderType,
     sources_of,
 )
-
-
-class OrderNotFound(Exception):
-    def __init__(self, order_id: uuid.UUID) -> None:
-        super().__init__(f"order {order_id} does not exist")
-        self.order_id = order_id
-
-
-class StatusConflict(Exception):
-    def __init__(
-        self,
-        order_id: uuid.UUID,
-        current: OrderStatus,
-        wanted: OrderStatus,
-        message: str | None = None,
-    ) -> None:
-        super().__init__(message or f"order {order_id} is {current}; it cannot become {wanted}")
-        self.order_id = order_id
-        self.current = current
-        self.wanted = wanted
-
+from order_engine.hub import Hub
 
 _ORDER_COLUMNS = """
     id, type, status, user_wallet, input_token, output_token, input_amount, slippage_bps,
@@ -150,47 +132,6 @@ RETURNING {_ORDER_COLUMNS}
 """
 
 
-# A key is claimed when it is new, expired, or held by a request that has been running
-# far longer than any request takes (its process died before finishing it).
-_CLAIM_IDEMPOTENCY_KEY = """
-INSERT INTO idempotency_keys (key, fingerprint, state, created_at, expires_at)
-VALUES ($1, $2, 'running', now(), now() + $3 * interval '1 second')
-ON CONFLICT (key) DO UPDATE SET
-    fingerprint = EXCLUDED.fingerprint,
-    state = 'running',
-    response_status = NULL,
-    response_body = NULL,
-    created_at = EXCLUDED.created_at,
-    expires_at = EXCLUDED.expires_at
-WHERE idempotency_keys.expires_at <= now()
-   OR (idempotency_keys.state = 'running'
-       AND idempotency_keys.created_at < now() - $4 * interval '1 second')
-RETURNING key
-"""
-
-_GET_IDEMPOTENCY_KEY = """
-SELECT fingerprint, state, response_status, response_body FROM idempotency_keys
-WHERE key = $1 AND expires_at > now()
-"""
-
-_FINISH_IDEMPOTENCY_KEY = """
-UPDATE idempotency_keys SET state = 'done', response_status = $3, response_body = $4
-WHERE key = $1 AND fingerprint = $2 AND state = 'running'
-"""
-
-_RELEASE_IDEMPOTENCY_KEY = """
-DELETE FROM idempotency_keys WHERE key = $1 AND fingerprint = $2 AND state = 'running'
-"""
-
-
-@attrs.frozen
-class IdempotencyRecord:
-    fingerprint: str
-    done: bool
-    response_status: int | None
-    response_body: str | None
-
-
 @attrs.frozen
 class WalletCursor:
     """Where the previous page of a wallet's orders ended: its last (created_at, id)."""
@@ -253,10 +194,33 @@ def _event(row: asyncpg.Record) -> OrderEvent:
     )
 
 
+# Told of every committed change: the order after it, its event, and when the previous
+# status began (None when the caller does not know).
+Observer = Callable[[Order, OrderEvent, datetime | None], None]
+
+
 class OrderStore:
-    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float = 5.0) -> None:
+    """Orders and their events. Every change is committed with its event and then, only
+    then, told to the observer and published on the hub (when given)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        hub: Hub | None = None,
+        observer: Observer | None = None,
+        acquire_timeout: float = 5.0,
+    ) -> None:
         self._pool = pool
+        self._hub = hub
+        self._observer = observer
         self._acquire_timeout = acquire_timeout
+
+    async def _committed(self, order: Order, event: OrderEvent, since: datetime | None) -> None:
+        if self._observer is not None:
+            self._observer(order, event, since)
+        if self._hub is not None:
+            await self._hub.publish(event)
 
     async def insert_order(self, new: NewOrder, *, queued: bool) -> tuple[Order, OrderEvent]:
         """Persist a pending order and its first event; `queued` marks it for execution."""
@@ -284,6 +248,7 @@ class OrderStore:
             timestamp=order.created_at,
             data={},
         )
+        await self._committed(order, event, None)
         return order, event
 
     async def transition(
@@ -292,13 +257,20 @@ class OrderStore:
         new_status: OrderStatus,
         changes: Changes = Changes(),
         data: Mapping[str, Any] | None = None,
+        *,
+        since: datetime | None = None,
     ) -> tuple[Order, OrderEvent]:
         """Move an order to `new_status` and append its event, or change nothing.
 
         Raises StatusConflict when the current status does not lead to `new_status`,
-        OrderNotFound when there is no such order.
+        OrderNotFound when there is no such order. `since`: when the order's previous
+        status began, for the step's duration.
         """
-        return await self._write(order_id, new_status, sources_of(new_status), changes, data)
+        order, event = await self._write(
+            order_id, new_status, sources_of(new_status), changes, data
+        )
+        await self._committed(order, event, since)
+        return order, event
 
     async def record(
         self,
@@ -311,7 +283,9 @@ class OrderStore:
         its changes; StatusConflict if the order is no longer in `status`."""
         if status.is_terminal:
             raise ValueError(f"a {status} order takes no further events")
-        return await self._write(order_id, status, {status}, changes, data)
+        order, event = await self._write(order_id, status, {status}, changes, data)
+        await self._committed(order, event, None)
+        return order, event
 
     async def _write(
         self,
@@ -409,38 +383,6 @@ class OrderStore:
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
             rows = await conn.fetch(query, *args)
         return [_order(r) for r in rows]
-
-    async def claim_idempotency_key(
-        self, key: str, fingerprint: str, *, ttl_s: float, stale_after_s: float
-    ) -> bool:
-        """True if this request now holds `key`; False if another request holds it."""
-        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
-            claimed = await conn.fetchval(
-                _CLAIM_IDEMPOTENCY_KEY, key, fingerprint, ttl_s, stale_after_s
-            )
-        return claimed is not None
-
-    async def get_idempotency_key(self, key: str) -> IdempotencyRecord | None:
-        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
-            row = await conn.fetchrow(_GET_IDEMPOTENCY_KEY, key)
-        if row is None:
-            return None
-        return IdempotencyRecord(
-            fingerprint=row["fingerprint"],
-            done=row["state"] == "done",
-            response_status=row["response_status"],
-            response_body=row["response_body"],
-        )
-
-    async def finish_idempotency_key(
-        self, key: str, fingerprint: str, status: int, body: str
-    ) -> None:
-        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
-            await conn.execute(_FINISH_IDEMPOTENCY_KEY, key, fingerprint, status, body)
-
-    async def release_idempotency_key(self, key: str, fingerprint: str) -> None:
-        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
-            await conn.execute(_RELEASE_IDEMPOTENCY_KEY, key, fingerprint)
 
     async def list_stalled(self, *, idle_for: timedelta, limit: int) -> list[uuid.UUID]:
         """Queued, non-terminal orders unchanged for `idle_for`, longest idle first."""
