@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from order_engine.api.schemas import parse_json, parse_pool
+from order_engine.api.schemas import parse_pool
+from order_engine.api.strict_json import parse_json
 from order_engine.appkeys import MARKET
 from order_engine.chain.market import DEXES, new_pool
 from order_engine.formats import decimal_str

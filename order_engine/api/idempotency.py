@@ -10,7 +10,7 @@ import json
 from aiohttp import web
 
 from order_engine.api.errors import ApiError, FieldError, Handler, validation_error
-from order_engine.api.schemas import parse_json
+from order_engine.api.strict_json import parse_json
 from order_engine.appkeys import IDEMPOTENCY
 
 HEADER = "Idempotency-Key"

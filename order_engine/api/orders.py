@@ -6,13 +6,13 @@ from aiohttp import web
 
 from order_engine.api.schemas import (
     parse_int_param,
-    parse_json,
     parse_order,
     parse_order_id,
     parse_status,
     parse_wallet,
 )
 from order_engine.api.serialize import decode_cursor, encode_cursor, event_message, order_json
+from order_engine.api.strict_json import parse_json
 from order_engine.appkeys import ORDERS, SETTINGS
 from order_engine.domain.orders import NewOrder
 
