@@ -13,9 +13,9 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -24,42 +24,97 @@ from order_engine.domain.orders import OrderEvent, OrderStatus
 
 log = logging.getLogger(__name__)
 
-K = TypeVar("K", bound=Hashable)
+
+Notify = Callable[[], None]
+# Subscribers by order id or wallet: most keys have one, kept without a set around it
+# (a set costs 200 bytes, per idle socket).
+Index = dict[Any, "Subscription | set[Subscription]"]
 
 
-class SubscriberDropped(Exception):
-    """The subscriber fell too far behind and no longer receives events."""
+def _members(entry: Subscription | set[Subscription] | None) -> Iterable[Subscription]:
+    if entry is None:
+        return ()
+    return (entry,) if isinstance(entry, Subscription) else entry
 
 
 class Subscription:
-    def __init__(self, buffer_size: int) -> None:
-        self._events: asyncio.Queue[OrderEvent] = asyncio.Queue(maxsize=buffer_size)
-        self._dropped = False
+    """One subscriber's bounded buffer of events, registered with the hub until it leaves
+    (`with hub.subscribe_order(...) as sub:`) or overflows.
 
-    @property
-    def dropped(self) -> bool:
-        return self._dropped
+    The publisher calls `notify` when an event lands in an empty buffer, and `on_drop`
+    once, when the buffer overflows: the subscriber is then out of the hub and gets
+    nothing more. The subscriber takes what is buffered with `take()`. No task, queue or
+    future is held while nothing happens, so that an idle subscriber costs little.
+    """
+
+    __slots__ = ("_events", "_index", "_key", "_limit", "_notify", "_on_drop", "dropped")
+
+    def __init__(
+        self,
+        buffer_size: int,
+        *,
+        notify: Notify | None = None,
+        on_drop: Notify | None = None,
+    ) -> None:
+        self._events: list[OrderEvent] | None = None
+        self._limit = buffer_size
+        self._notify = notify
+        self._on_drop = on_drop
+        self._index: Index | None = None
+        self._key: Hashable = None
+        self.dropped = False
 
     def deliver(self, event: OrderEvent) -> bool:
         """Buffer `event`; False (and the subscription is dropped) when the buffer is full."""
         if self.dropped:
             return False
-        try:
-            self._events.put_nowait(event)
-        except asyncio.QueueFull:
-            self._dropped = True
+        if self._events is None:
+            self._events = [event]
+            if self._notify is not None:
+                self._notify()
+            return True
+        if len(self._events) >= self._limit:
+            self.dropped = True
+            self._events = None
+            self.leave()
+            if self._on_drop is not None:
+                self._on_drop()
             return False
+        self._events.append(event)
         return True
 
-    async def get(self) -> OrderEvent:
-        """The next event; raises SubscriberDropped once the subscriber has overflowed.
+    def take(self) -> list[OrderEvent]:
+        """Every buffered event, oldest first, leaving the buffer empty."""
+        events, self._events = self._events or [], None
+        return events
 
-        A subscriber is only dropped while its buffer is full, so it is never blocked
-        here, on an empty buffer, when that happens.
-        """
-        if self.dropped:
-            raise SubscriberDropped
-        return await self._events.get()
+    def join(self, index: Index, key: Hashable) -> None:
+        present = index.get(key)
+        if present is None:
+            index[key] = self
+        elif isinstance(present, Subscription):
+            index[key] = {present, self}
+        else:
+            present.add(self)
+        self._index, self._key = index, key
+
+    def leave(self) -> None:
+        index, self._index = self._index, None
+        if index is None:
+            return
+        present = index.get(self._key)
+        if present is self:
+            del index[self._key]
+        elif isinstance(present, set):
+            present.discard(self)
+            if not present:
+                del index[self._key]
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.leave()
 
 
 def encode_event(event: OrderEvent, origin: str) -> str:
@@ -95,46 +150,44 @@ class Hub:
         self._channel = channel
         self._buffer_size = buffer_size
         self._origin = uuid.uuid4().hex
-        self._by_order: dict[uuid.UUID, set[Subscription]] = {}
-        self._by_wallet: dict[str, set[Subscription]] = {}
+        self._by_order: Index = {}
+        self._by_wallet: Index = {}
         self._relay_task: asyncio.Task[None] | None = None
         self._relay_ready = asyncio.Event()
 
-    @contextlib.contextmanager
-    def subscribe_order(self, order_id: uuid.UUID) -> Iterator[Subscription]:
-        with self._subscribe(self._by_order, order_id) as sub:
-            yield sub
+    def subscribe_order(
+        self, order_id: uuid.UUID, *, notify: Notify | None = None, on_drop: Notify | None = None
+    ) -> Subscription:
+        """A subscription to the order's events, registered at once; leave it (or use it
+        as a context manager) when done."""
+        sub = Subscription(self._buffer_size, notify=notify, on_drop=on_drop)
+        sub.join(self._by_order, order_id)
+        return sub
 
-    @contextlib.contextmanager
-    def subscribe_wallet(self, wallet: str) -> Iterator[Subscription]:
-        with self._subscribe(self._by_wallet, wallet) as sub:
-            yield sub
-
-    @contextlib.contextmanager
-    def _subscribe(self, index: dict[K, set[Subscription]], key: K) -> Iterator[Subscription]:
-        sub = Subscription(self._buffer_size)
-        index.setdefault(key, set()).add(sub)
-        try:
-            yield sub
-        finally:
-            subs = index.get(key)
-            if subs is not None:
-                subs.discard(sub)
-                if not subs:
-                    del index[key]
+    def subscribe_wallet(
+        self, wallet: str, *, notify: Notify | None = None, on_drop: Notify | None = None
+    ) -> Subscription:
+        sub = Subscription(self._buffer_size, notify=notify, on_drop=on_drop)
+        sub.join(self._by_wallet, wallet)
+        return sub
 
     @property
     def subscriber_count(self) -> int:
-        return sum(len(s) for s in self._by_order.values()) + sum(
-            len(s) for s in self._by_wallet.values()
+        return sum(
+            len(tuple(_members(entry)))
+            for index in (self._by_order, self._by_wallet)
+            for entry in index.values()
         )
 
     def deliver_local(self, event: OrderEvent) -> None:
-        targets = self._by_order.get(event.order_id, set()) | self._by_wallet.get(
-            event.user_wallet, set()
-        )
+        # A list of its own: a subscriber that overflows leaves the index meanwhile.
+        targets = [
+            *_members(self._by_order.get(event.order_id)),
+            *_members(self._by_wallet.get(event.user_wallet)),
+        ]
         for sub in targets:
             if not sub.deliver(event):
+                # Once: a dropped subscriber has left the hub and is not offered more.
                 log.warning("dropped a slow subscriber of order %s", event.order_id)
 
     async def publish(self, event: OrderEvent) -> None:

@@ -1,11 +1,17 @@
-"""WebSocket sessions: one order's status stream, replayed from Postgres and then live."""
+"""WebSocket sessions: one order's status stream, replayed from Postgres and then live.
+
+Once a socket is open (after the 101) nothing is ever answered in HTTP: every failure
+ends in one `{"type": "error", …}` message, when the socket can still take it, and a
+close whose code says why (see `_end`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -14,43 +20,89 @@ from order_engine.api.errors import (
     ApiError,
     FieldError,
     error_body,
+    from_domain_error,
     validation_error,
 )
 from order_engine.api.orders_service import OrderService
 from order_engine.api.schemas import (
+    MAX_SEQ,
     parse_int_param,
-    parse_json,
     parse_order,
     parse_order_id,
     parse_wallet,
 )
 from order_engine.api.serialize import event_message, order_json
+from order_engine.api.strict_json import parse_json
 from order_engine.appkeys import HUB, ORDERS, SETTINGS, WEBSOCKETS, WS_CLIENTS
-from order_engine.domain.errors import OrderNotFound, RateLimited
+from order_engine.domain.errors import DomainError
 from order_engine.domain.orders import OrderEvent
-from order_engine.hub import SubscriberDropped, Subscription
+from order_engine.hub import Subscription
 from order_engine.outage import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
 
-CLOSE_BAD_REQUEST = 4400
-CLOSE_NOT_FOUND = 4404
-CLOSE_RATE_LIMITED = 4429
 FIRST_MESSAGE_TIMEOUT_S = 30.0
+# How long an error close or a slow client's close may take before the connection is
+# cut: a client that does not read cannot keep its socket open by not answering.
+CLOSE_TIMEOUT_S = 0.5
+
+
+def close_code(status: int) -> int:
+    """The close code of an HTTP status: 4000 + a 4xx (4400, 4404, 4429, …); 1013 (try
+    again later) for 503; 1011 for any other server error."""
+    if 400 <= status < 500:
+        return 4000 + status
+    return WSCloseCode.TRY_AGAIN_LATER if status == 503 else WSCloseCode.INTERNAL_ERROR
+
+
+async def _close_within(
+    request: web.Request, ws: web.WebSocketResponse, code: int, reason: str
+) -> None:
+    """Close, giving the client CLOSE_TIMEOUT_S to take the frame and answer it; after
+    that the connection is aborted, whatever sits in its buffers."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await ws.close(code=code, message=reason.encode()[:123])
+    except TimeoutError:
+        if request.transport is not None:
+            request.transport.abort()
 
 
 async def _close_with_error(
+    request: web.Request,
     ws: web.WebSocketResponse,
-    code: str,
-    message: str,
-    close_code: int,
-    details: Sequence[FieldError] = (),
+    error: ApiError,
+    code: int,
 ) -> None:
     """One error message in the API's error fields, then the close."""
-    error = error_body(code, message, details)["error"]
-    assert isinstance(error, dict)
-    await ws.send_json({"type": "error", **error})
-    await ws.close(code=close_code, message=code.encode()[:123])
+    body = error_body(error.code, error.message, error.details)["error"]
+    assert isinstance(body, dict)
+    if not ws.closed:
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await ws.send_json({"type": "error", **body})
+        except (TimeoutError, ConnectionResetError):
+            pass
+    await _close_within(request, ws, code, error.code)
+
+
+async def _end(request: web.Request, ws: web.WebSocketResponse, exc: Exception) -> None:
+    """End an open socket because of `exc`, with the close code its cause deserves."""
+    if isinstance(exc, ConnectionResetError):
+        log.info("%s: the client went away mid-send", request.path)
+        await _close_within(request, ws, WSCloseCode.GOING_AWAY, "gone")
+        return
+    if isinstance(exc, DomainError):
+        exc = from_domain_error(exc)
+    if isinstance(exc, ApiError):
+        error = exc
+    elif isinstance(exc, DEPENDENCY_ERRORS):
+        log.warning("%s: dependency unavailable: %r", request.path, exc)
+        error = ApiError(503, "unavailable", "a dependency is unavailable")
+    else:
+        log.error("%s: socket failed", request.path, exc_info=exc)
+        error = ApiError(500, "internal_error", "internal error")
+    await _close_with_error(request, ws, error, close_code(error.status))
 
 
 class OrderFollower:
@@ -61,6 +113,8 @@ class OrderFollower:
     sent is skipped, and one beyond the next seq is preceded by the missing ones, read
     from Postgres, where every published event is already committed.
     """
+
+    __slots__ = ("_order_id", "_orders", "_ws", "last_seq")
 
     def __init__(
         self, ws: web.WebSocketResponse, orders: OrderService, order_id: uuid.UUID, since: int
@@ -84,27 +138,84 @@ class OrderFollower:
                 return True
         return False
 
-    async def follow(self, sub: Subscription) -> None:
-        """Send live events until the terminal one; SubscriberDropped if it falls behind."""
-        while not await self.send([await sub.get()]):
-            pass
+
+SendEvents = Callable[[list[OrderEvent]], Awaitable[bool]]
+Subscribe = Callable[..., Subscription]
 
 
-async def _until_client_leaves(ws: web.WebSocketResponse) -> None:
-    async for _ in ws:
-        pass  # Clients have nothing more to say on these sockets; reading answers pings.
+class Relay:
+    """Sends a subscription's events to a socket from a task that exists only while there
+    are events to send, so that an idle socket holds no task but its handler's.
 
+    `send` returns True after the last event the socket is for (the socket is then
+    closed, 1000). A subscriber the hub drops (it fell HUB_BUFFER_SIZE events behind) is
+    closed with 1013 at once, within CLOSE_TIMEOUT_S even if the client reads nothing.
+    Used as `async with Relay(...)`: subscribed on entry; on exit unsubscribed, and any
+    send stopped, or close let finish.
+    """
 
-async def _until_either_ends(ws: web.WebSocketResponse, live: Awaitable[None]) -> None:
-    """Run `live` until it ends or the client leaves; re-raise what `live` raised."""
-    live_task = asyncio.ensure_future(live)
-    client = asyncio.create_task(_until_client_leaves(ws))
-    await asyncio.wait({live_task, client}, return_when=asyncio.FIRST_COMPLETED)
-    for task in (live_task, client):
-        task.cancel()
-    await asyncio.gather(live_task, client, return_exceptions=True)
-    if not live_task.cancelled() and live_task.exception() is not None:
-        raise live_task.exception()  # type: ignore[misc]
+    __slots__ = ("_closing", "_live", "_request", "_send", "_subscribe", "_task", "_ws", "sub")
+
+    def __init__(
+        self,
+        request: web.Request,
+        ws: web.WebSocketResponse,
+        send: SendEvents,
+        subscribe: Subscribe,
+    ) -> None:
+        self._request = request
+        self._ws = ws
+        self._send = send
+        self._subscribe: Subscribe | None = subscribe
+        self._live = False
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self.sub: Subscription | None = None
+
+    async def __aenter__(self) -> Relay:
+        assert self._subscribe is not None
+        self.sub = self._subscribe(notify=self._notify, on_drop=self._dropped)
+        self._subscribe = None
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self.sub is not None:
+            self.sub.leave()
+        task = self._task
+        if task is not None:
+            if not self._closing:
+                task.cancel()
+            await asyncio.wait([task])
+
+    def go_live(self) -> None:
+        """Start relaying: events buffered until now are sent first."""
+        self._live = True
+        self._notify()
+
+    def _notify(self) -> None:
+        if self._live and self._task is None and not self._closing:
+            self._task = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        assert self.sub is not None
+        try:
+            while events := self.sub.take():
+                if await self._send(events):
+                    await self._ws.close()
+                    return
+        except Exception as exc:
+            await _end(self._request, self._ws, exc)
+        finally:
+            if self._task is asyncio.current_task():
+                self._task = None
+
+    def _dropped(self) -> None:
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+        self._task = asyncio.create_task(
+            _close_within(self._request, self._ws, WSCloseCode.TRY_AGAIN_LATER, "too slow")
+        )
 
 
 async def _relay_order(
@@ -112,46 +223,42 @@ async def _relay_order(
 ) -> None:
     """The order's events after `since` from Postgres, then live ones until terminal."""
     orders = request.app[ORDERS]
-    with request.app[HUB].subscribe_order(order_id) as sub:
-        # Subscribed before reading the history, so that nothing published in between is
-        # missed; the follower drops what both deliver.
-        try:
-            order = await orders.get(order_id)
-        except OrderNotFound as exc:
-            await _close_with_error(ws, "order_not_found", str(exc), CLOSE_NOT_FOUND)
+    follower = OrderFollower(ws, orders, order_id, since)
+    # Subscribed before reading the history, so that nothing published in between is
+    # missed; the follower drops what both deliver. What an idle socket keeps is what
+    # this frame holds: no more than needed.
+    async with Relay(
+        request, ws, follower.send, functools.partial(request.app[HUB].subscribe_order, order_id)
+    ) as relay:
+        terminal = (await orders.get(order_id)).status.is_terminal
+        if await follower.send(await orders.events(order_id, after_seq=since)) or terminal:
+            await ws.close(code=WSCloseCode.OK)
             return
-        follower = OrderFollower(ws, orders, order_id, since)
-        done = await follower.send(await orders.events(order_id, after_seq=since))
-        if not (done or order.status.is_terminal):
-            await _until_either_ends(ws, follower.follow(sub))
-        await ws.close(code=WSCloseCode.OK)
+        relay.go_live()
+        async for _ in ws:
+            pass  # Reading answers the client's pings and close; it has nothing to say.
 
 
-async def _stream_order(request: web.Request, ws: web.WebSocketResponse) -> None:
-    try:
-        order_id = parse_order_id(request.match_info["orderId"])
-        since = parse_int_param(request.query.get("since"), "since", default=0, low=0)
-    except ApiError as exc:
-        await _close_with_error(ws, exc.code, exc.message, CLOSE_BAD_REQUEST, exc.details)
-        return
-    await _relay_order(request, ws, order_id, since)
+def _stream_order(request: web.Request, ws: web.WebSocketResponse) -> Awaitable[None]:
+    order_id = parse_order_id(request.match_info["orderId"])
+    since = parse_int_param(request.query.get("since"), "since", default=0, low=0, high=MAX_SEQ)
+    return _relay_order(request, ws, order_id, since)
 
 
 async def _stream_wallet(request: web.Request, ws: web.WebSocketResponse) -> None:
-    try:
-        wallet = parse_wallet(request.query.get("wallet", ""))
-    except ApiError as exc:
-        await _close_with_error(ws, exc.code, exc.message, CLOSE_BAD_REQUEST, exc.details)
-        return
+    wallet = parse_wallet(request.query.get("wallet", ""))
 
-    with request.app[HUB].subscribe_wallet(wallet) as sub:
+    async def send(events: list[OrderEvent]) -> bool:
+        for event in events:
+            await ws.send_json(event_message(event))
+        return False
 
-        async def forward() -> None:
-            while True:
-                await ws.send_json(event_message(await sub.get()))
-
-        await _until_either_ends(ws, forward())
-    await ws.close(code=WSCloseCode.OK)
+    async with Relay(
+        request, ws, send, functools.partial(request.app[HUB].subscribe_wallet, wallet)
+    ) as relay:
+        relay.go_live()
+        async for _ in ws:
+            pass
 
 
 async def _execute_order(request: web.Request, ws: web.WebSocketResponse) -> None:
@@ -159,35 +266,19 @@ async def _execute_order(request: web.Request, ws: web.WebSocketResponse) -> Non
         async with asyncio.timeout(FIRST_MESSAGE_TIMEOUT_S):
             msg = await ws.receive()
     except TimeoutError:
-        await _close_with_error(
-            ws,
-            "validation_error",
-            f"no order received within {FIRST_MESSAGE_TIMEOUT_S:g} s",
-            CLOSE_BAD_REQUEST,
-        )
+        raise validation_error(
+            [FieldError("body", f"no order received within {FIRST_MESSAGE_TIMEOUT_S:g} s")]
+        ) from None
+    if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
         return
     if msg.type != WSMsgType.TEXT:
-        if msg.type not in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-            await _close_with_error(
-                ws,
-                "invalid_json",
-                "the first message must be a JSON text message",
-                CLOSE_BAD_REQUEST,
-            )
-        return
-    try:
-        new = parse_order(
-            parse_json(msg.data.encode()),
-            max_input_amount=request.app[SETTINGS].max_input_amount,
-        )
-    except ApiError as exc:
-        await _close_with_error(ws, exc.code, exc.message, CLOSE_BAD_REQUEST, exc.details)
-        return
-    try:
-        order = await request.app[ORDERS].place(new, execute=True)
-    except RateLimited as exc:
-        await _close_with_error(ws, "rate_limited", str(exc), CLOSE_RATE_LIMITED)
-        return
+        raise ApiError(400, "invalid_json", "the first message must be a JSON text message")
+    settings = request.app[SETTINGS]
+    new = parse_order(
+        parse_json(msg.data, max_bytes=settings.max_body_bytes),
+        max_input_amount=settings.max_input_amount,
+    )
+    order = await request.app[ORDERS].place(new, execute=True)
     await ws.send_json({"type": "accepted", "order": order_json(order)})
     await _relay_order(request, ws, order.id, 0)
 
@@ -195,54 +286,64 @@ async def _execute_order(request: web.Request, ws: web.WebSocketResponse) -> Non
 Session = Callable[[web.Request, web.WebSocketResponse], Awaitable[None]]
 
 
-async def _serve_socket(request: web.Request, session: Session) -> web.WebSocketResponse:
-    """What every socket shares: the per-client cap, heartbeats, the registry of open
-    sockets for shutdown, and how a slow client or a dependency outage ends it."""
+def _admit(request: web.Request) -> str:
+    """The client's address, once the per-client and total socket caps let it in; a
+    refusal is an HTTP answer, since nothing is upgraded yet."""
     settings = request.app[SETTINGS]
-    ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_s)
-    if not ws.can_prepare(request).ok:
-        raise validation_error([FieldError("Upgrade", "this route is a WebSocket")])
+    if len(request.app[WEBSOCKETS]) >= settings.ws_max_total:
+        raise ApiError(
+            503,
+            "unavailable",
+            f"the server holds its maximum of {settings.ws_max_total} WebSockets",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
     client = request.remote or "unknown"
-    per_client = request.app[WS_CLIENTS]
-    if per_client[client] >= settings.ws_max_per_client:
+    if request.app[WS_CLIENTS][client] >= settings.ws_max_per_client:
         raise ApiError(
             429,
             "rate_limited",
             f"at most {settings.ws_max_per_client} WebSockets per client address",
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )
+    return client
+
+
+async def _serve_socket(request: web.Request, session: Session) -> web.WebSocketResponse:
+    """What every socket shares: the caps, heartbeats, the registry of open sockets for
+    shutdown, and how any failure ends it once it is open."""
+    settings = request.app[SETTINGS]
+    # No compression: status messages are small, and a deflate context costs about
+    # 100 KB a socket. Clients send one order body at most.
+    ws = web.WebSocketResponse(
+        heartbeat=settings.ws_heartbeat_s, compress=False, max_msg_size=settings.max_body_bytes
+    )
+    if not ws.can_prepare(request).ok:
+        raise validation_error([FieldError("Upgrade", "this route is a WebSocket")])
+    client = _admit(request)
+    sockets, per_client = request.app[WEBSOCKETS], request.app[WS_CLIENTS]
+    # Counted from before the handshake, so that concurrent upgrades cannot pass the caps.
+    sockets.add(ws)
     per_client[client] += 1
     try:
         await ws.prepare(request)
-        request.app[WEBSOCKETS].add(ws)
-        await session(request, ws)
-    except ConnectionResetError:
-        log.info("%s: the client went away mid-send", request.path)
-    except SubscriberDropped:
-        await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow; reconnect")
-    except DEPENDENCY_ERRORS as exc:
-        log.warning("%s: dependency unavailable: %r", request.path, exc)
-        await _close_with_error(
-            ws, "unavailable", "a dependency is unavailable", WSCloseCode.TRY_AGAIN_LATER
-        )
+        try:
+            await session(request, ws)
+        except Exception as exc:
+            await _end(request, ws, exc)
     finally:
-        request.app[WEBSOCKETS].discard(ws)
+        sockets.discard(ws)
         per_client[client] -= 1
         if not per_client[client]:
             del per_client[client]
     return ws
 
 
-async def order_socket(request: web.Request) -> web.WebSocketResponse:
-    """/ws/orders/{orderId}?since=N"""
-    return await _serve_socket(request, _stream_order)
+# Each route is _serve_socket with its session: a partial, not a wrapping coroutine,
+# whose frame every open socket would keep.
 
-
-async def wallet_socket(request: web.Request) -> web.WebSocketResponse:
-    """/ws/orders?wallet=W: live status messages of every order of the wallet."""
-    return await _serve_socket(request, _stream_wallet)
-
-
-async def execute_socket(request: web.Request) -> web.WebSocketResponse:
-    """/api/orders/execute (GET with Upgrade): an order in, its statuses out."""
-    return await _serve_socket(request, _execute_order)
+# /ws/orders/{orderId}?since=N
+order_socket = functools.partial(_serve_socket, session=_stream_order)
+# /ws/orders?wallet=W: live status messages of every order of the wallet.
+wallet_socket = functools.partial(_serve_socket, session=_stream_wallet)
+# /api/orders/execute (GET with Upgrade): an order in, its statuses out.
+execute_socket = functools.partial(_serve_socket, session=_execute_order)
