@@ -12,10 +12,12 @@ import attrs
 import uvloop
 from aiohttp import web
 
+from order_engine.api.connections import listen
 from order_engine.app import create_app
 from order_engine.config import ConfigError, Settings, load_settings
 from order_engine.embedded import EmbeddedUnavailable, embedded_services
 from order_engine.logs import configure_logging
+from order_engine.memory import use_c_allocator
 from order_engine.migrations import migrate
 
 log = logging.getLogger("order_engine")
@@ -27,10 +29,14 @@ async def serve(settings: Settings) -> None:
     applied = await migrate(settings.database_url)
     if applied:
         log.info("applied migrations: %s", ", ".join(applied))
-    runner = web.AppRunner(create_app(settings), handle_signals=False, access_log=None)
+    runner = web.AppRunner(
+        create_app(settings),
+        handle_signals=False,
+        access_log=None,
+        keepalive_timeout=settings.keepalive_timeout_s,
+    )
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    listener = await listen(runner, settings)
     log.info("order engine listening on http://%s:%s", settings.host, settings.port)
 
     stop = asyncio.Event()
@@ -41,6 +47,7 @@ async def serve(settings: Settings) -> None:
         await stop.wait()
         log.info("shutting down")
     finally:
+        listener.close()
         await runner.cleanup()
     log.info("stopped")
 
@@ -51,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("serve", help="apply migrations, then run the API and the workers")
     commands.add_parser("migrate", help="apply pending SQL migrations and exit")
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        use_c_allocator(sys.argv[1:] if argv is None else argv)
 
     configure_logging(json_lines=False)
     try:

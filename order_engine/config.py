@@ -55,6 +55,11 @@ class Settings:
     hub_buffer_size: int = 256
     ws_heartbeat_s: float = 20.0
     ws_max_per_client: int = 100
+    ws_max_total: int = 8000
+    max_connections: int = 10_000
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 10.0
+    keepalive_timeout_s: float = 75.0
     api_keys: tuple[str, ...] = ()
     rate_limit_wallet_per_minute: int = 0
     rate_limit_global_per_second: int = 0
@@ -139,6 +144,11 @@ _VARS = (
     _Var("HUB_BUFFER_SIZE", "hub_buffer_size", _positive(int)),
     _Var("WS_HEARTBEAT_S", "ws_heartbeat_s", _positive(float)),
     _Var("WS_MAX_PER_CLIENT", "ws_max_per_client", _positive(int)),
+    _Var("WS_MAX_TOTAL", "ws_max_total", _positive(int)),
+    _Var("MAX_CONNECTIONS", "max_connections", _positive(int)),
+    _Var("HEADER_TIMEOUT_S", "header_timeout_s", _positive(float)),
+    _Var("BODY_TIMEOUT_S", "body_timeout_s", _positive(float)),
+    _Var("KEEPALIVE_TIMEOUT_S", "keepalive_timeout_s", _positive(float)),
     _Var("API_KEYS", "api_keys", _key_list),
     _Var("RATE_LIMIT_WALLET_PER_MINUTE", "rate_limit_wallet_per_minute", _non_negative(int)),
     _Var("RATE_LIMIT_GLOBAL_PER_SECOND", "rate_limit_global_per_second", _non_negative(int)),
