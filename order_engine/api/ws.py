@@ -43,8 +43,10 @@ log = logging.getLogger(__name__)
 
 FIRST_MESSAGE_TIMEOUT_S = 30.0
 # How long an error close or a slow client's close may take before the connection is
-# cut: a client that does not read cannot keep its socket open by not answering.
+# cut: a client that does not read cannot keep its socket open by not answering. A
+# normal close (after the last event) waits longer for the client's answer.
 CLOSE_TIMEOUT_S = 0.5
+NORMAL_CLOSE_TIMEOUT_S = 5.0
 
 
 def close_code(status: int) -> int:
@@ -56,16 +58,27 @@ def close_code(status: int) -> int:
 
 
 async def _close_within(
-    request: web.Request, ws: web.WebSocketResponse, code: int, reason: str
+    request: web.Request,
+    ws: web.WebSocketResponse,
+    code: int,
+    reason: str,
+    timeout_s: float = CLOSE_TIMEOUT_S,
 ) -> None:
-    """Close, giving the client CLOSE_TIMEOUT_S to take the frame and answer it; after
-    that the connection is aborted, whatever sits in its buffers."""
+    """Close, giving the client `timeout_s` to take the frame and answer it; then a
+    connection with data the client never took is aborted: closed gracefully, it would
+    stay open until the client read it all."""
     try:
-        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+        async with asyncio.timeout(timeout_s):
             await ws.close(code=code, message=reason.encode()[:123])
     except TimeoutError:
-        if request.transport is not None:
-            request.transport.abort()
+        pass
+    transport = request.transport
+    if transport is not None and transport.get_write_buffer_size():
+        transport.abort()
+
+
+async def _close_normally(request: web.Request, ws: web.WebSocketResponse) -> None:
+    await _close_within(request, ws, WSCloseCode.OK, "", NORMAL_CLOSE_TIMEOUT_S)
 
 
 async def _close_with_error(
@@ -144,78 +157,69 @@ Subscribe = Callable[..., Subscription]
 
 
 class Relay:
-    """Sends a subscription's events to a socket from a task that exists only while there
-    are events to send, so that an idle socket holds no task but its handler's.
+    """Relays a subscription's events to a socket from its handler, while a task of its
+    own reads the client, until the last event the socket is for (`send` returns True),
+    the client leaves, or the hub drops the subscriber.
 
-    `send` returns True after the last event the socket is for (the socket is then
-    closed, 1000). A subscriber the hub drops (it fell HUB_BUFFER_SIZE events behind) is
-    closed with 1013 at once, within CLOSE_TIMEOUT_S even if the client reads nothing.
-    Used as `async with Relay(...)`: subscribed on entry; on exit unsubscribed, and any
-    send stopped, or close let finish.
+    The handler waits on one future while nothing happens; no queue is held. The reader
+    is stopped before the handler closes the socket, so that the close waits for the
+    client's answer (closed from another task, aiohttp cuts the connection instead). A
+    dropped subscriber is closed with 1013 as soon as the handler is free, or at once,
+    aborting its connection, when data the client has not taken is still queued: the
+    handler may be blocked sending to it, and a close frame would queue behind the rest.
     """
 
-    __slots__ = ("_closing", "_live", "_request", "_send", "_subscribe", "_task", "_ws", "sub")
+    __slots__ = ("_request", "_send", "_wake", "_ws", "dropped", "sub")
 
-    def __init__(
-        self,
-        request: web.Request,
-        ws: web.WebSocketResponse,
-        send: SendEvents,
-        subscribe: Subscribe,
-    ) -> None:
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse, send: SendEvents) -> None:
         self._request = request
         self._ws = ws
         self._send = send
-        self._subscribe: Subscribe | None = subscribe
-        self._live = False
-        self._closing = False
-        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Future[None] | None = None
+        self.dropped = False
         self.sub: Subscription | None = None
 
-    async def __aenter__(self) -> Relay:
-        assert self._subscribe is not None
-        self.sub = self._subscribe(notify=self._notify, on_drop=self._dropped)
-        self._subscribe = None
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        if self.sub is not None:
-            self.sub.leave()
-        task = self._task
-        if task is not None:
-            if not self._closing:
-                task.cancel()
-            await asyncio.wait([task])
-
-    def go_live(self) -> None:
-        """Start relaying: events buffered until now are sent first."""
-        self._live = True
-        self._notify()
+    def subscribe(self, subscribe: Subscribe, key: object) -> Subscription:
+        self.sub = subscribe(key, notify=self._notify, on_drop=self._on_drop)
+        return self.sub
 
     def _notify(self) -> None:
-        if self._live and self._task is None and not self._closing:
-            self._task = asyncio.create_task(self._pump())
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
 
-    async def _pump(self) -> None:
-        assert self.sub is not None
+    def _on_drop(self) -> None:
+        self.dropped = True
+        transport = self._request.transport
+        if transport is not None and transport.get_write_buffer_size():
+            transport.abort()
+        self._notify()
+
+    async def _read_until_closed(self) -> None:
         try:
-            while events := self.sub.take():
-                if await self._send(events):
-                    await self._ws.close()
-                    return
-        except Exception as exc:
-            await _end(self._request, self._ws, exc)
+            async for _ in self._ws:
+                pass  # Reading answers the client's pings and close; it has nothing to say.
         finally:
-            if self._task is asyncio.current_task():
-                self._task = None
+            self._notify()
 
-    def _dropped(self) -> None:
-        self._closing = True
-        if self._task is not None:
-            self._task.cancel()
-        self._task = asyncio.create_task(
-            _close_within(self._request, self._ws, WSCloseCode.TRY_AGAIN_LATER, "too slow")
-        )
+    async def run(self) -> None:
+        assert self.sub is not None
+        reader = asyncio.create_task(self._read_until_closed())
+        try:
+            while not (reader.done() or self.dropped):
+                if events := self.sub.take():
+                    if await self._send(events):
+                        break
+                    continue
+                self._wake = asyncio.get_running_loop().create_future()
+                await self._wake
+                self._wake = None
+        finally:
+            reader.cancel()
+            await asyncio.wait([reader])
+        if self.dropped:
+            await _close_within(self._request, self._ws, WSCloseCode.TRY_AGAIN_LATER, "too slow")
+        else:
+            await _close_normally(self._request, self._ws)
 
 
 async def _relay_order(
@@ -224,19 +228,15 @@ async def _relay_order(
     """The order's events after `since` from Postgres, then live ones until terminal."""
     orders = request.app[ORDERS]
     follower = OrderFollower(ws, orders, order_id, since)
+    relay = Relay(request, ws, follower.send)
     # Subscribed before reading the history, so that nothing published in between is
-    # missed; the follower drops what both deliver. What an idle socket keeps is what
-    # this frame holds: no more than needed.
-    async with Relay(
-        request, ws, follower.send, functools.partial(request.app[HUB].subscribe_order, order_id)
-    ) as relay:
+    # missed; the follower drops what both deliver.
+    with relay.subscribe(request.app[HUB].subscribe_order, order_id):
         terminal = (await orders.get(order_id)).status.is_terminal
         if await follower.send(await orders.events(order_id, after_seq=since)) or terminal:
-            await ws.close(code=WSCloseCode.OK)
+            await _close_normally(request, ws)
             return
-        relay.go_live()
-        async for _ in ws:
-            pass  # Reading answers the client's pings and close; it has nothing to say.
+        await relay.run()
 
 
 def _stream_order(request: web.Request, ws: web.WebSocketResponse) -> Awaitable[None]:
@@ -253,12 +253,9 @@ async def _stream_wallet(request: web.Request, ws: web.WebSocketResponse) -> Non
             await ws.send_json(event_message(event))
         return False
 
-    async with Relay(
-        request, ws, send, functools.partial(request.app[HUB].subscribe_wallet, wallet)
-    ) as relay:
-        relay.go_live()
-        async for _ in ws:
-            pass
+    relay = Relay(request, ws, send)
+    with relay.subscribe(request.app[HUB].subscribe_wallet, wallet):
+        await relay.run()
 
 
 async def _execute_order(request: web.Request, ws: web.WebSocketResponse) -> None:
@@ -313,9 +310,13 @@ async def _serve_socket(request: web.Request, session: Session) -> web.WebSocket
     shutdown, and how any failure ends it once it is open."""
     settings = request.app[SETTINGS]
     # No compression: status messages are small, and a deflate context costs about
-    # 100 KB a socket. Clients send one order body at most.
+    # 100 KB a socket. Clients send one order body at most, as bytes: the bounded parser
+    # decodes it, so that text that is not UTF-8 is a 4400 like any other bad body.
     ws = web.WebSocketResponse(
-        heartbeat=settings.ws_heartbeat_s, compress=False, max_msg_size=settings.max_body_bytes
+        heartbeat=settings.ws_heartbeat_s,
+        compress=False,
+        max_msg_size=settings.max_body_bytes,
+        decode_text=False,
     )
     if not ws.can_prepare(request).ok:
         raise validation_error([FieldError("Upgrade", "this route is a WebSocket")])
