@@ -367,13 +367,18 @@ def parse_pool(payload: Any, *, dexes: tuple[str, ...]) -> PoolBody:
         ("tokenB", body.token_b, body.reserve_b),
     ):
         if _check(errors, field, symbol in TOKENS, f"must be one of {known}"):
-            unit = TOKENS[symbol].unit
+            token = TOKENS[symbol]
             reserve_field = field.replace("token", "reserve")
             if _check(
                 errors,
                 reserve_field,
-                reserve >= unit,
-                f"must be at least one base unit of {symbol} ({unit})",
+                reserve >= token.unit,
+                f"must be at least one base unit of {symbol} ({token.unit})",
+            ) and _check(
+                errors,
+                reserve_field,
+                decimal_places(reserve) <= token.decimals,
+                f"has more than the {token.decimals} decimals of {symbol}",
             ):
                 _check(
                     errors,
