@@ -525,6 +525,41 @@ def _keyed(paths: dict[str, Schema]) -> dict[str, Schema]:
     return paths
 
 
+def _order_link(operation_id: str) -> Schema:
+    return {"operationId": operation_id, "parameters": {"orderId": "$response.body#/orderId"}}
+
+
+_ORDER_LINKS = {
+    "ExecuteOrder": _order_link("executeOrder"),
+    "CancelOrder": _order_link("cancelOrder"),
+    "GetOrder": _order_link("getOrder"),
+    "GetOrderEvents": _order_link("getOrderEvents"),
+    "ListWalletOrders": {
+        "operationId": "listWalletOrders",
+        "parameters": {"wallet": "$response.body#/userWallet"},
+    },
+}
+
+# What a response carrying an order lets a client do next (OpenAPI links), by operation
+# and status: followed by stateful clients such as schemathesis (create -> execute ->
+# cancel -> list).
+LINKS: dict[tuple[str, str], dict[str, Schema]] = {
+    ("createOrder", "201"): _ORDER_LINKS,
+    ("executeNewOrder", "202"): _ORDER_LINKS,
+    ("executeOrder", "202"): _ORDER_LINKS,
+    ("cancelOrder", "200"): _ORDER_LINKS,
+}
+
+
+def _linked(paths: dict[str, Schema]) -> dict[str, Schema]:
+    for item in paths.values():
+        for operation in item.values():
+            for status, response in operation["responses"].items():
+                if links := LINKS.get((operation["operationId"], status)):
+                    response["links"] = links
+    return paths
+
+
 DOCUMENT: Schema = {
     "openapi": "3.1.0",
     "info": {
@@ -533,7 +568,7 @@ DOCUMENT: Schema = {
         "description": "Executes token swap orders on simulated Solana DEXs. Every error has "
         "the shape of the Error schema. Amounts are decimal strings in responses.",
     },
-    "paths": _keyed(PATHS),
+    "paths": _linked(_keyed(PATHS)),
     "components": {
         "schemas": COMPONENTS,
         "securitySchemes": {
