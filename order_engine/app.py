@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
+import random
 import socket
 import uuid
 from collections import Counter
@@ -22,13 +22,14 @@ from order_engine.api.orders_service import OrderService
 from order_engine.api.ratelimit import SubmissionLimiter
 from order_engine.api.routes import setup_routes
 from order_engine.appkeys import (
+    CHAIN_CLIENT,
     DB_POOL,
     HEALTH,
     HUB,
     IDEMPOTENCY,
-    MARKET,
     METRICS,
     ORDERS,
+    PROCESS_NAME,
     QUEUE,
     RECONCILER,
     REDIS,
@@ -38,14 +39,11 @@ from order_engine.appkeys import (
     WORKERS,
     WS_CLIENTS,
 )
-from order_engine.chain.ledger import SimulatedChain
-from order_engine.chain.market import (
-    SimulatedMarket,
-    meteora_pools,
-    raydium_pools,
-    run_market_clock,
-    simulated_venues,
-)
+from order_engine.chain.client import ChainClient
+from order_engine.chain.ledger import Ledger
+from order_engine.chain.market import genesis_pools
+from order_engine.chain.slots import SlotConfig, SlotProducer
+from order_engine.chain.venues import chain_venues
 from order_engine.config import Settings
 from order_engine.engine.execution import Executor
 from order_engine.engine.locks import AdvisoryLocks
@@ -53,6 +51,7 @@ from order_engine.engine.reconciler import Reconciler
 from order_engine.engine.retry import RetryPolicy
 from order_engine.engine.worker import Recovery, WorkerPool
 from order_engine.hub import Hub
+from order_engine.leader import Leadership, Role
 from order_engine.metrics import Metrics
 from order_engine.queue import OrderQueue
 from order_engine.routing.router import Router
@@ -97,6 +96,63 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     await pool.disconnect()
 
 
+def slot_config(settings: Settings) -> SlotConfig:
+    """The slot producer's settings; the walk's and launches' intervals in whole slots."""
+
+    def every(interval_ms: float) -> int:
+        return max(1, round(interval_ms / settings.chain_slot_ms)) if interval_ms > 0 else 0
+
+    return SlotConfig(
+        slot_s=settings.chain_slot_ms / 1000,
+        execution_delay_s=settings.mock_dex_execution_delay_ms / 1000,
+        failure_rate=settings.mock_dex_failure_rate,
+        expiry_slots=settings.chain_tx_expiry_slots,
+        max_transactions=settings.chain_slot_max_txs,
+        walk_every=every(settings.price_walk_interval_ms),
+        volatility=settings.price_walk_volatility_bps / 10_000,
+        launch_every=every(settings.pool_launch_interval_s * 1000),
+        seed=settings.mock_dex_seed,
+    )
+
+
+async def chain_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The shared chain as this process sees it, and its share in producing slots."""
+    settings = app[SETTINGS]
+    ledger = Ledger(app[DB_POOL])
+    seed = settings.mock_dex_seed
+    await ledger.genesis(genesis_pools(), random.getrandbits(62) if seed is None else seed)
+    client = ChainClient(
+        ledger,
+        app[REDIS],
+        f"{settings.redis_prefix}chain",
+        slot_s=settings.chain_slot_ms / 1000,
+        execution_delay_s=settings.mock_dex_execution_delay_ms / 1000,
+        expiry_slots=settings.chain_tx_expiry_slots,
+    )
+    await client.start()
+    app[CHAIN_CLIENT] = client
+    leadership = Leadership(
+        settings.database_url, Role.SLOT_PRODUCER, timeout_s=settings.db_command_timeout_s
+    )
+    producer = SlotProducer(
+        app[DB_POOL],
+        app[REDIS],
+        f"{settings.redis_prefix}chain",
+        leadership,
+        slot_config(settings),
+        name=app[PROCESS_NAME],
+        on_summary=client.apply,
+        on_closed=lambda summary, seconds: app[METRICS].slot_closed(
+            seconds, (o.status.value for o in summary.outcomes)
+        ),
+    )
+    await producer.start()
+    yield
+    await producer.stop()
+    await leadership.close()
+    await client.stop()
+
+
 async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     """The hub, the queue and the services built on them."""
     settings = app[SETTINGS]
@@ -113,8 +169,9 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         socket_timeout=READ_BLOCK_MS / 1000 + 5,
         socket_connect_timeout=2,
     )
-    consumer = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    queue = OrderQueue(redis, reader, stream=f"{settings.redis_prefix}orders", consumer=consumer)
+    queue = OrderQueue(
+        redis, reader, stream=f"{settings.redis_prefix}orders", consumer=app[PROCESS_NAME]
+    )
     app[HUB] = hub
     app[QUEUE] = queue
     limiter = SubmissionLimiter(
@@ -125,19 +182,9 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[ORDERS] = OrderService(store, queue, metrics, limiter)
     app[IDEMPOTENCY] = IdempotencyStore(app[DB_POOL])
-    market = SimulatedMarket(
-        raydium_pools() + meteora_pools(),
-        seed=settings.mock_dex_seed,
-        volatility_bps=settings.price_walk_volatility_bps,
-    )
-    app[MARKET] = market
-    venues = simulated_venues(
-        SimulatedChain(app[DB_POOL]),
-        quote_delay_s=settings.mock_dex_quote_delay_ms / 1000,
-        execution_delay_s=settings.mock_dex_execution_delay_ms / 1000,
-        failure_rate=settings.mock_dex_failure_rate,
-        seed=settings.mock_dex_seed,
-        market=market,
+    chain = app[CHAIN_CLIENT]
+    venues = chain_venues(
+        lambda: chain.market, quote_delay_s=settings.mock_dex_quote_delay_ms / 1000
     )
     router = Router(venues, quote_timeout_s=settings.quote_timeout_ms / 1000)
     app[ROUTER] = router
@@ -149,7 +196,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     locks = AdvisoryLocks(settings.database_url, timeout_s=settings.db_command_timeout_s)
     workers = WorkerPool(
         queue,
-        Executor(store, router, retry=retry),
+        Executor(store, router, chain, retry=retry),
         locks,
         concurrency=settings.worker_concurrency,
         shutdown_timeout_s=settings.shutdown_timeout_s,
@@ -159,34 +206,22 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         ),
     )
     app[WORKERS] = workers
+    reconciler_lead = Leadership(
+        settings.database_url, Role.RECONCILER, timeout_s=settings.db_command_timeout_s
+    )
     app[RECONCILER] = Reconciler(
         store,
         queue,
-        locks,
+        reconciler_lead,
         interval_s=settings.reconcile_interval_s,
         grace_s=settings.reconcile_grace_s,
     )
-    app[HEALTH] = HealthCheck(store, redis, queue, workers)
+    app[HEALTH] = HealthCheck(store, redis, queue, workers, chain)
     yield
     await hub.stop()
     await reader.aclose()
     await locks.close()
-
-
-async def market_clock_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The simulated market's price walk and pool launches, on their timers."""
-    settings = app[SETTINGS]
-    clock = asyncio.create_task(
-        run_market_clock(
-            app[MARKET],
-            walk_interval_s=settings.price_walk_interval_ms / 1000,
-            launch_interval_s=settings.pool_launch_interval_s,
-        )
-    )
-    yield
-    clock.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await clock
+    await reconciler_lead.close()
 
 
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -217,10 +252,13 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[metrics_middleware, error_middleware, auth_middleware, body_middleware],
     )
     app[SETTINGS] = settings
+    app[PROCESS_NAME] = (
+        settings.worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    )
     app[METRICS] = Metrics()
     app[WEBSOCKETS] = set()
     app[WS_CLIENTS] = Counter()
-    app.cleanup_ctx.extend([postgres_ctx, redis_ctx, engine_ctx, market_clock_ctx, workers_ctx])
+    app.cleanup_ctx.extend([postgres_ctx, redis_ctx, chain_ctx, engine_ctx, workers_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
     return app

@@ -47,6 +47,9 @@ class Settings:
     mock_dex_failure_rate: float = 0.05
     mock_dex_seed: int | None = None
     quote_timeout_ms: int = 1000
+    chain_slot_ms: int = 400
+    chain_tx_expiry_slots: int = 150
+    chain_slot_max_txs: int = 5000
     price_walk_interval_ms: int = 1000
     price_walk_volatility_bps: float = 10.0
     pool_launch_interval_s: float = 0.0
@@ -131,6 +134,9 @@ _VARS = (
     _Var("MOCK_DEX_FAILURE_RATE", "mock_dex_failure_rate", _rate),
     _Var("MOCK_DEX_SEED", "mock_dex_seed", int),
     _Var("QUOTE_TIMEOUT_MS", "quote_timeout_ms", _positive(int)),
+    _Var("CHAIN_SLOT_MS", "chain_slot_ms", _positive(int)),
+    _Var("CHAIN_TX_EXPIRY_SLOTS", "chain_tx_expiry_slots", _positive(int)),
+    _Var("CHAIN_SLOT_MAX_TXS", "chain_slot_max_txs", _positive(int)),
     _Var("PRICE_WALK_INTERVAL_MS", "price_walk_interval_ms", _non_negative(int)),
     _Var("PRICE_WALK_VOLATILITY_BPS", "price_walk_volatility_bps", _non_negative(float)),
     _Var("POOL_LAUNCH_INTERVAL_S", "pool_launch_interval_s", _non_negative(float)),

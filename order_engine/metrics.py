@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -74,12 +75,29 @@ class Metrics:
         self.in_flight = Gauge(
             "orders_in_flight", "Orders this process is executing now", registry=self.registry
         )
+        self.slot_duration = Histogram(
+            "chain_slot_duration_seconds",
+            "Time this process took to close a slot of the simulated chain and hand it on",
+            buckets=STEP_BUCKETS,
+            registry=self.registry,
+        )
+        self.chain_transactions = Counter(
+            "chain_transactions",
+            "Transactions this process's slots applied or expired, by outcome",
+            ["status"],
+            registry=self.registry,
+        )
         self.websockets = Gauge(
             "websockets_open", "WebSockets open on this process", registry=self.registry
         )
 
     def accepted(self, *, queued: bool) -> None:
         self.orders_accepted.labels(mode="queued" if queued else "created").inc()
+
+    def slot_closed(self, seconds: float, statuses: Iterable[str]) -> None:
+        self.slot_duration.observe(seconds)
+        for status in statuses:
+            self.chain_transactions.labels(status=status).inc()
 
     def transition(self, order: Order, event: OrderEvent, since: datetime | None) -> None:
         """Observe a committed status change; `since` is when the previous status began."""

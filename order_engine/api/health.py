@@ -14,6 +14,8 @@ async def health(request: web.Request) -> web.Response:
         "status": "ok" if report.ok else "degraded",
         "postgres": "ok" if report.postgres else "down",
         "redis": "ok" if report.redis else "down",
+        "chain": "ok" if report.chain else "stalled",
+        "chainSlot": report.chain_slot,
         "queueDepth": report.queue_depth,
         "inFlight": report.in_flight,
         "websockets": len(request.app[WEBSOCKETS]),

@@ -7,7 +7,7 @@ from aiohttp import web
 from order_engine.api.errors import RETRY_AFTER_S, ApiError
 from order_engine.api.quotes_service import QuotesUnavailable, quote_pair
 from order_engine.api.schemas import parse_quote_query
-from order_engine.appkeys import ROUTER, SETTINGS
+from order_engine.appkeys import CHAIN_CLIENT, ROUTER, SETTINGS
 from order_engine.routing.tokens import TOKENS
 
 
@@ -37,4 +37,6 @@ async def quote(request: web.Request) -> web.Response:
             f"no DEX answered in time: {exc}",
             headers={"Retry-After": str(RETRY_AFTER_S)},
         ) from None
-    return web.json_response({"quotes": list(result.quotes), "best": result.best})
+    # The slot of this process's view once routed: processes at one slot quote alike.
+    slot = request.app[CHAIN_CLIENT].slot
+    return web.json_response({"quotes": list(result.quotes), "best": result.best, "slot": slot})

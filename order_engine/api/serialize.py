@@ -20,8 +20,12 @@ from order_engine.domain.orders import Order, OrderEvent
 from order_engine.formats import decimal_str, timestamp_str
 from order_engine.store.orders import WalletCursor
 
+# What the engine keeps to rebuild its transaction is not part of the order object.
+_INTERNAL = frozenset({"route", "tx_slot"})
 _renames: dict[str, Any] = {
-    a.name: override(rename="orderId" if a.name == "id" else camel(a.name))
+    a.name: override(omit=True)
+    if a.name in _INTERNAL
+    else override(rename="orderId" if a.name == "id" else camel(a.name))
     for a in attrs.fields(Order)
 }
 _converter = cattrs.Converter()

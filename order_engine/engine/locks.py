@@ -1,5 +1,4 @@
-"""Postgres session advisory locks: one per order being executed, and the reconciler's
-leadership.
+"""Postgres session advisory locks: one per order being executed.
 
 They are held on one connection of their own, kept open for the life of the process:
 a pooled connection runs `pg_advisory_unlock_all()` when it goes back to the pool, so a
@@ -17,9 +16,6 @@ import asyncpg
 
 log = logging.getLogger(__name__)
 
-# The two-key form keeps the leader lock out of the space of order keys (one bigint).
-_LEADER_KEY = (0x6F65, 1)
-
 
 def order_lock_key(order_id: uuid.UUID) -> int:
     """A bigint per order; two orders sharing one only run one after the other."""
@@ -36,13 +32,11 @@ class AdvisoryLocks:
         # Session locks are re-entrant: two deliveries in this process would both get
         # the Postgres lock, so this process also keeps its own set.
         self._orders: set[uuid.UUID] = set()
-        self._leading = False
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
             if self._conn is not None:
                 log.warning("advisory lock connection lost: %d order locks gone", len(self._orders))
-            self._leading = False
             self._conn = await asyncpg.connect(
                 self._dsn, timeout=self._timeout_s, command_timeout=self._timeout_s
             )
@@ -69,21 +63,9 @@ class AdvisoryLocks:
                 return
             await self._conn.execute("SELECT pg_advisory_unlock($1)", order_lock_key(order_id))
 
-    async def try_lead(self) -> bool:
-        """Whether this process is the reconciler's leader, taking the lead if it is free."""
-        async with self._mutex:
-            if self._leading and self._conn is not None and not self._conn.is_closed():
-                return True
-            conn = await self._connection()
-            self._leading = bool(
-                await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *_LEADER_KEY)
-            )
-            return self._leading
-
     async def close(self) -> None:
         async with self._mutex:
             if self._conn is not None:
                 await self._conn.close(timeout=self._timeout_s)
                 self._conn = None
             self._orders.clear()
-            self._leading = False

@@ -11,9 +11,10 @@ from decimal import Decimal
 
 import attrs
 
-from order_engine.routing.pools import BPS, Quote
+from order_engine.domain.routes import DIRECT, SPLIT, TWO_HOP, Quote, Route
+from order_engine.routing.pools import BPS
 from order_engine.routing.tokens import TOKENS, Token
-from order_engine.routing.venues import NoPool, SwapLeg, Venue
+from order_engine.routing.venues import NoPool, Venue
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +26,6 @@ SPLIT_SHARES = tuple(Decimal(i) / 10 for i in range(1, 10))
 # below it the fee, not the depth, decides, and splitting cannot beat the cheaper venue.
 SPLIT_MIN_IMPACT_BPS = Decimal(10)
 
-DIRECT, SPLIT, TWO_HOP = "direct", "split", "two-hop"
-# An order's `dex` for a route of several legs (API.md).
-MULTI_LEG_DEXES = frozenset({"split", "multi"})
-
 
 class NoRoute(Exception):
     """No venue quoted the pair: the order cannot be executed."""
@@ -37,50 +34,6 @@ class NoRoute(Exception):
 class QuotesUnavailable(Exception):
     """No venue quoted, but some failed or timed out rather than lacking a pool: a
     transient failure, worth trying again later."""
-
-
-@attrs.frozen
-class Route:
-    """A way to execute the order: one or more venue quotes and what they pay together."""
-
-    kind: str
-    legs: tuple[Quote, ...]
-    amount_out: Decimal
-
-    @property
-    def dex(self) -> str:
-        """The DEX of a one-leg route; `split` or `multi` (API.md) otherwise."""
-        if self.kind == DIRECT:
-            return self.legs[0].dex
-        return "split" if self.kind == SPLIT else "multi"
-
-    @property
-    def input_amount(self) -> Decimal:
-        """What the route spends: a path's first leg, or all the legs of a split."""
-        if self.kind == TWO_HOP:
-            return self.legs[0].input_amount
-        return sum((q.input_amount for q in self.legs), Decimal(0))
-
-    def swap_legs(self) -> tuple[SwapLeg, ...]:
-        """The legs to send; a direct route needs none beyond the transaction itself."""
-        if self.kind == DIRECT:
-            return ()
-        if self.kind == SPLIT:
-            return tuple(
-                SwapLeg(q.dex, q.input_token, q.output_token, q.input_amount) for q in self.legs
-            )
-        first, second = self.legs
-        return (
-            SwapLeg(first.dex, first.input_token, first.output_token, first.input_amount),
-            SwapLeg(second.dex, second.input_token, second.output_token, None),
-        )
-
-    def describe(self) -> str:
-        legs = " + ".join(
-            f"{q.dex}:{q.input_amount} {q.input_token}->{q.amount_out} {q.output_token}"
-            for q in self.legs
-        )
-        return f"{self.kind}[{legs}]={self.amount_out}"
 
 
 @attrs.frozen

@@ -22,12 +22,15 @@ from order_engine.domain.orders import (
     OrderType,
     sources_of,
 )
+from order_engine.domain.routes import Route
+from order_engine.formats import exact_json
 from order_engine.hub import Hub
 
 _ORDER_COLUMNS = """
     id, type, status, user_wallet, input_token, output_token, input_amount, slippage_bps,
     limit_price, expires_at, dex, quoted_amount_out, min_amount_out, amount_out,
-    executed_price, tx_hash, attempts, failure_code, failure_reason, created_at, updated_at
+    executed_price, tx_hash, attempts, failure_code, failure_reason, created_at, updated_at,
+    route, tx_slot
 """
 
 _INSERT_ORDER = f"""
@@ -59,6 +62,8 @@ WITH moved AS (
         amount_out = COALESCE($7, amount_out),
         executed_price = COALESCE($8, executed_price),
         tx_hash = CASE WHEN $14 THEN NULL ELSE COALESCE($9, tx_hash) END,
+        tx_slot = CASE WHEN $14 THEN NULL ELSE COALESCE($16::bigint, tx_slot) END,
+        route = COALESCE($15::jsonb, route),
         attempts = COALESCE($10, attempts),
         failure_code = COALESCE($11, failure_code),
         failure_reason = COALESCE($12, failure_reason)
@@ -180,6 +185,8 @@ def _order(row: asyncpg.Record) -> Order:
         failure_reason=row["failure_reason"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        route=None if row["route"] is None else exact_json.structure(row["route"], Route),
+        tx_slot=row["tx_slot"],
     )
 
 
@@ -313,6 +320,8 @@ class OrderStore:
                 changes.failure_reason,
                 event_data,
                 changes.forget_tx,
+                None if changes.route is None else exact_json.unstructure(changes.route),
+                changes.tx_slot,
             )
             if row is None:
                 current = await conn.fetchval(_GET_STATUS, order_id)

@@ -59,7 +59,7 @@ async def test_execute_socket_accepts_an_order_and_streams_it_to_the_end(
     assert [m["status"] for m in messages] == STATUS_PATH
     assert [m["seq"] for m in messages] == [1, 2, 3, 4, 5]
     assert {m["orderId"] for m in messages} == {order["orderId"]}
-    assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 1
+    assert await db.fetchval("SELECT count(*) FROM chain_transactions WHERE status = 'landed'") == 1
 
 
 async def test_execute_socket_refuses_a_bad_body_and_stores_nothing(
