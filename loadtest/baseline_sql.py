@@ -29,18 +29,22 @@ import uuid
 from decimal import Decimal
 
 import asyncpg
+import attrs
 
 from order_engine.chain.ledger import Ledger
 from order_engine.chain.market import genesis_pools
 from order_engine.chain.model import Transaction
+from order_engine.domain.events import Built, Confirmed, Routed, Submitted
 from order_engine.domain.orders import Changes, NewOrder, OrderStatus, OrderType
-from order_engine.domain.routes import SwapLeg
+from order_engine.domain.routes import DIRECT, Quote, Route, SwapLeg
 from order_engine.engine.locks import order_lock_key
 from order_engine.migrations import migrate
 from order_engine.store.orders import OrderStore, create_pool
 
 WALLET = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
 STATEMENTS_PER_ORDER = 10
+QUOTE = Quote("meteora", "SOL", "USDC", Decimal("0.1"), Decimal("14.98"), 10, Decimal("0.03"))
+ROUTE = Route(DIRECT, (QUOTE,), QUOTE.amount_out)
 LAND = """
 UPDATE chain_transactions SET status = 'landed', amount_out = 14.97, executed_price = 149.7,
     slot = 1
@@ -72,21 +76,20 @@ async def one_order(store: OrderStore, ledger: Ledger, pool: asyncpg.Pool) -> fl
     await advisory(pool, "SELECT pg_try_advisory_lock($1)", order.id)
     picked = await store.get_order(order.id)
     assert picked is not None
-    quote = {"dex": "meteora", "amountOut": "14.98", "price": "149.8", "feeBps": 10}
     await store.transition(
         order.id,
         OrderStatus.ROUTING,
-        Changes(dex="meteora", quoted_amount_out=Decimal("14.98"), attempts=1),
-        {"quotes": [quote, {**quote, "dex": "raydium"}], "dex": "meteora", "route": quote},
+        Routed(quotes=(QUOTE, attrs.evolve(QUOTE, dex="raydium")), route=ROUTE),
+        Changes(dex="meteora", quoted_amount_out=Decimal("14.98"), route=ROUTE, attempts=1),
     )
     signature = uuid.uuid4().hex
     await store.transition(
         order.id,
         OrderStatus.BUILDING,
-        Changes(min_amount_out=Decimal("14.83"), tx_hash=signature),
-        {"dex": "meteora", "minAmountOut": "14.83"},
+        Built(dex="meteora", min_amount_out=Decimal("14.83")),
+        Changes(min_amount_out=Decimal("14.83"), tx_hash=signature, tx_slot=0),
     )
-    await store.transition(order.id, OrderStatus.SUBMITTED, data={"txHash": signature})
+    await store.transition(order.id, OrderStatus.SUBMITTED, Submitted(signature))
     tx = Transaction(
         signature=signature,
         order_id=order.id,
@@ -105,8 +108,8 @@ async def one_order(store: OrderStore, ledger: Ledger, pool: asyncpg.Pool) -> fl
     await store.transition(
         order.id,
         OrderStatus.CONFIRMED,
+        Confirmed(signature, Decimal("14.97"), Decimal("149.7")),
         Changes(amount_out=Decimal("14.97"), executed_price=Decimal("149.7")),
-        {"txHash": signature, "amountOut": "14.97", "executedPrice": "149.7"},
     )
     await advisory(pool, "SELECT pg_advisory_unlock($1)", order.id)
     return (time.perf_counter() - started) * 1000

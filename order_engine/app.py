@@ -21,6 +21,7 @@ from order_engine.api.metrics import metrics_middleware
 from order_engine.api.orders_service import OrderService
 from order_engine.api.ratelimit import SubmissionLimiter
 from order_engine.api.routes import setup_routes
+from order_engine.api.serialize import encode_event
 from order_engine.appkeys import (
     CHAIN_CLIENT,
     DB_POOL,
@@ -157,7 +158,12 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     """The hub, the queue and the services built on them."""
     settings = app[SETTINGS]
     redis = app[REDIS]
-    hub = Hub(redis, f"{settings.redis_prefix}events", buffer_size=settings.hub_buffer_size)
+    hub = Hub(
+        redis,
+        f"{settings.redis_prefix}events",
+        buffer_size=settings.hub_buffer_size,
+        encode=encode_event,
+    )
     await hub.start()
     metrics = app[METRICS]
     store = OrderStore(app[DB_POOL], hub=hub, observer=metrics.transition)

@@ -7,7 +7,8 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from order_engine.domain.orders import FailureCode, Order, OrderEvent
+from order_engine.domain.events import Failed, OrderEvent, RetryScheduled
+from order_engine.domain.orders import FailureCode, Order
 
 # Seconds; the simulated DEX takes 0.2 s to quote and 2.5 s to execute by default.
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -105,9 +106,10 @@ class Metrics:
             self.step_duration.labels(status=event.status.value).observe(
                 max((event.timestamp - since).total_seconds(), 0.0)
             )
-        if "retryInMs" in event.data:
-            self.retries.labels(code=event.data.get("code", "unknown")).inc()
-        if event.data.get("code") == FailureCode.DEAD_LETTERED and event.status.is_terminal:
+        data = event.data
+        if isinstance(data, RetryScheduled):
+            self.retries.labels(code=data.code).inc()
+        if isinstance(data, Failed) and data.code == FailureCode.DEAD_LETTERED:
             self.dead_letters.inc()
         if event.status.is_terminal:
             self.orders_finished.labels(status=event.status.value, dex=order.dex or "none").inc()

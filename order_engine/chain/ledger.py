@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import asyncpg
+import orjson
 from asyncpg.pool import PoolConnectionProxy
 
+from order_engine.batch import Batcher
 from order_engine.chain.market import ListedPool
 from order_engine.chain.model import (
     PoolState,
@@ -47,23 +49,32 @@ _LIVE_POOLS = f"""
 SELECT {_POOL_COLUMNS} FROM chain_pools WHERE launched_slot IS NOT NULL ORDER BY id
 """
 
-# Refused (no row) when the transaction has already expired: its slot is too old.
+# Many transactions at once. One that has already expired when it arrives (its slot is
+# too old) is refused: it has no row in the answer. One sent before is answered with
+# what the chain knows of it.
 _SEND = f"""
-WITH sent AS (
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::uuid[], $3::int[], $4::text[], $5::text[],
+                         $6::text[], $7::numeric[], $8::numeric[], $9::text[], $10::bigint[])
+    AS u(signature, order_id, attempt, dex, input_token, output_token, input_amount,
+         min_amount_out, legs, built_slot)
+), sent AS (
     INSERT INTO chain_transactions (signature, order_id, attempt, dex, input_token,
                                     output_token, input_amount, min_amount_out, legs,
                                     built_slot)
-    SELECT $1::text, $2::uuid, $3::int, $4::text, $5::text, $6::text, $7::numeric,
-           $8::numeric, $9::jsonb, $10::bigint
-    FROM chain_head
-    WHERE chain_head.slot <= $10::bigint + $11::bigint
+    SELECT i.signature, i.order_id, i.attempt, i.dex, i.input_token, i.output_token,
+           i.input_amount, i.min_amount_out, i.legs::jsonb, i.built_slot
+    FROM input i, chain_head h WHERE h.slot <= i.built_slot + $11::bigint
+    ORDER BY i.signature
     ON CONFLICT DO NOTHING
     RETURNING {_OUTCOME_COLUMNS}
 )
 SELECT {_OUTCOME_COLUMNS} FROM sent
 UNION ALL
-SELECT {_OUTCOME_COLUMNS} FROM chain_transactions WHERE signature = $1
+SELECT {_OUTCOME_COLUMNS} FROM chain_transactions WHERE signature = ANY($1::text[])
 """
+
+_ATTEMPT_TAKEN = "SELECT true FROM chain_transactions WHERE order_id = $1 AND attempt = $2"
 
 _OUTCOMES = f"SELECT {_OUTCOME_COLUMNS} FROM chain_transactions WHERE signature = ANY($1)"
 
@@ -165,6 +176,10 @@ class Ledger:
     def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float = 5.0) -> None:
         self._pool = pool
         self._acquire_timeout = acquire_timeout
+        # The transactions sent in one turn of the loop reach the chain in one statement.
+        self._sends: Batcher[tuple[Transaction, int], TxOutcome | None] = Batcher(
+            self._send_batch, key=lambda item: item[0].signature
+        )
 
     async def genesis(self, pools: Iterable[Pool], seed: int) -> bool:
         """Slot 0 and the opening pools, once per chain; True if this call made them."""
@@ -199,36 +214,50 @@ class Ledger:
     async def send(self, tx: Transaction, *, expiry_slots: int) -> TxOutcome | None:
         """Send `tx`: idempotent, so sending it again answers what the chain knows of it.
         None when the chain refuses it because it expired before it arrived."""
+        return await self._sends((tx, expiry_slots))
+
+    async def _send_batch(
+        self, batch: list[tuple[Transaction, int]]
+    ) -> list[TxOutcome | BaseException | None]:
+        answered: dict[str, TxOutcome | BaseException | None] = {}
+        for expiry_slots in {expiry for _, expiry in batch}:
+            txs = [tx for tx, expiry in batch if expiry == expiry_slots]
+            answered |= await self._send_txs(txs, expiry_slots)
+        return [answered[tx.signature] for tx, _ in batch]
+
+    async def _send_txs(
+        self, txs: list[Transaction], expiry_slots: int
+    ) -> dict[str, TxOutcome | BaseException | None]:
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
-            row = await conn.fetchrow(
+            rows = await conn.fetch(
                 _SEND,
-                tx.signature,
-                tx.order_id,
-                tx.attempt,
-                tx.dex,
-                tx.input_token,
-                tx.output_token,
-                tx.input_amount,
-                tx.min_amount_out,
-                exact_json.unstructure(tx.legs),
-                tx.built_slot,
+                [tx.signature for tx in txs],
+                [tx.order_id for tx in txs],
+                [tx.attempt for tx in txs],
+                [tx.dex for tx in txs],
+                [tx.input_token for tx in txs],
+                [tx.output_token for tx in txs],
+                [tx.input_amount for tx in txs],
+                [tx.min_amount_out for tx in txs],
+                # As text: a list inside an array parameter would be read as a dimension.
+                [orjson.dumps(exact_json.unstructure(tx.legs)).decode() for tx in txs],
+                [tx.built_slot for tx in txs],
                 expiry_slots,
             )
-            if row is None and await self._order_attempt_taken(conn, tx):
-                raise RuntimeError(
-                    f"order {tx.order_id} already sent another transaction as attempt "
-                    f"{tx.attempt}; {tx.signature} is not it"
-                )
-        return None if row is None else outcome(row)
-
-    async def _order_attempt_taken(self, conn: Connection, tx: Transaction) -> bool:
-        return bool(
-            await conn.fetchval(
-                "SELECT true FROM chain_transactions WHERE order_id = $1 AND attempt = $2",
-                tx.order_id,
-                tx.attempt,
-            )
-        )
+            found: dict[str, TxOutcome | BaseException | None] = {
+                row["signature"]: outcome(row) for row in rows
+            }
+            for tx in txs:
+                if tx.signature not in found:
+                    found[tx.signature] = (
+                        RuntimeError(
+                            f"order {tx.order_id} already sent another transaction as attempt "
+                            f"{tx.attempt}; {tx.signature} is not it"
+                        )
+                        if await conn.fetchval(_ATTEMPT_TAKEN, tx.order_id, tx.attempt)
+                        else None
+                    )
+        return found
 
     async def outcomes(self, signatures: Sequence[str]) -> dict[str, TxOutcome]:
         """What the chain knows of each signature; one it never saw is left out."""

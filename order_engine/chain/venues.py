@@ -4,12 +4,11 @@ chain, after the simulated quote latency."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from decimal import Decimal
+from collections.abc import Callable, Sequence
 
 from order_engine.chain.market import DEXES, Market
 from order_engine.domain.routes import Quote
-from order_engine.routing.tokens import Token
+from order_engine.routing.venues import Ask, NoPool
 
 
 class ChainVenue:
@@ -22,12 +21,20 @@ class ChainVenue:
     def name(self) -> str:
         return self._name
 
-    async def quote(self, input_token: Token, output_token: Token, amount: Decimal) -> Quote:
+    async def quotes(self, asks: Sequence[Ask]) -> list[Quote | None]:
         if self.quote_delay_s > 0:
             await asyncio.sleep(self.quote_delay_s)
         # Read after the delay: the view may have moved on by then, as an RPC node's would.
-        pool = self._market().pool(self._name, input_token.symbol, output_token.symbol)
-        return pool.quote(input_token.symbol, amount)
+        market = self._market()
+        answers: list[Quote | None] = []
+        for input_token, output_token, amount in asks:
+            try:
+                pool = market.pool(self._name, input_token.symbol, output_token.symbol)
+            except NoPool:
+                answers.append(None)
+            else:
+                answers.append(pool.quote(input_token.symbol, amount))
+        return answers
 
 
 def chain_venues(market: Callable[[], Market], *, quote_delay_s: float) -> list[ChainVenue]:

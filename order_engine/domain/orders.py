@@ -9,7 +9,6 @@ import enum
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 import attrs
 
@@ -124,16 +123,6 @@ class NewOrder:
     slippage_bps: int
     limit_price: Decimal | None
     expires_at: datetime | None
-
-
-@attrs.frozen
-class OrderEvent:
-    order_id: uuid.UUID
-    user_wallet: str
-    seq: int
-    status: OrderStatus
-    timestamp: datetime
-    data: dict[str, Any]
 
 
 @attrs.frozen

@@ -18,19 +18,25 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
 
 import attrs
 
 from order_engine.chain.client import ChainClient
 from order_engine.chain.model import Transaction, TxFailure, TxOutcome, TxStatus, build_transaction
 from order_engine.domain.errors import StatusConflict
+from order_engine.domain.events import (
+    Built,
+    Confirmed,
+    EventData,
+    Failed,
+    RetryScheduled,
+    Routed,
+    Submitted,
+)
 from order_engine.domain.orders import Changes, FailureCode, Order, OrderStatus
-from order_engine.domain.routes import Quote, Route
+from order_engine.domain.routes import Route
 from order_engine.engine.retry import RetryPolicy
-from order_engine.formats import decimal_str
 from order_engine.routing.router import (
     NoRoute,
     QuotesUnavailable,
@@ -38,44 +44,10 @@ from order_engine.routing.router import (
     RoutingDecision,
     min_amount_out,
 )
-from order_engine.routing.tokens import NATIVE_SOL, TOKENS
+from order_engine.routing.tokens import TOKENS
 from order_engine.store.orders import OrderStore
 
 log = logging.getLogger(__name__)
-
-
-def quote_data(quote: Quote) -> dict[str, Any]:
-    return {
-        "dex": quote.dex,
-        "amountOut": decimal_str(quote.amount_out),
-        "price": decimal_str(quote.price),
-        "feeBps": quote.fee_bps,
-        "priceImpactBps": decimal_str(quote.price_impact_bps),
-        "fee": decimal_str(quote.fee),
-    }
-
-
-def route_data(route: Route) -> dict[str, Any]:
-    """API.md's route, with its kind and the native SOL wrapped before and unwrapped after."""
-    first, last = route.legs[0], route.legs[-1]
-    return {
-        "kind": route.kind,
-        "amountOut": decimal_str(route.amount_out),
-        "legs": [
-            {
-                "dex": q.dex,
-                "inputToken": q.input_token,
-                "outputToken": q.output_token,
-                "inputAmount": decimal_str(q.input_amount),
-                "amountOut": decimal_str(q.amount_out),
-                "feeBps": q.fee_bps,
-                "priceImpactBps": decimal_str(q.price_impact_bps),
-            }
-            for q in route.legs
-        ],
-        "wrapSol": decimal_str(route.input_amount) if first.input_token == NATIVE_SOL else None,
-        "unwrapSol": decimal_str(route.amount_out) if last.output_token == NATIVE_SOL else None,
-    }
 
 
 @attrs.frozen
@@ -151,9 +123,7 @@ class Executor:
             case OrderStatus.ROUTING:
                 return await self._build(order)
             case OrderStatus.BUILDING:
-                return await self._move(
-                    order, OrderStatus.SUBMITTED, data={"txHash": order.tx_hash}
-                )
+                return await self._move(order, OrderStatus.SUBMITTED, Submitted(order.tx_hash))
             case OrderStatus.SUBMITTED if order.tx_hash is None:
                 return await self._rebuild(order)
             case OrderStatus.SUBMITTED:
@@ -176,25 +146,21 @@ class Executor:
         waiting, _ = await self._store.record(
             order.id,
             order.status,
+            RetryScheduled(
+                attempt=attempt + 1,
+                code=exc.code.value,
+                reason=exc.reason,
+                retry_in_ms=round(delay * 1000),
+            ),
             Changes(attempts=attempt + 1, forget_tx=exc.forget_tx),
-            {
-                "attempt": attempt + 1,
-                "code": exc.code.value,
-                "reason": exc.reason,
-                "retryInMs": round(delay * 1000),
-            },
         )
         return Outcome(waiting, retry_in_s=delay)
 
     async def _move(
-        self,
-        order: Order,
-        status: OrderStatus,
-        changes: Changes = Changes(),
-        data: Mapping[str, Any] | None = None,
+        self, order: Order, status: OrderStatus, data: EventData, changes: Changes = Changes()
     ) -> Order:
         moved, _ = await self._store.transition(
-            order.id, status, changes, data, since=order.updated_at
+            order.id, status, data, changes, since=order.updated_at
         )
         log.info("order %s: %s -> %s", order.id, order.status, status)
         return moved
@@ -204,8 +170,8 @@ class Executor:
         return await self._move(
             order,
             OrderStatus.FAILED,
+            Failed(code=code.value, reason=reason, attempt=attempt),
             Changes(failure_code=code.value, failure_reason=reason, attempts=attempt),
-            {"code": code.value, "reason": reason, "attempt": attempt},
         )
 
     async def _decide(self, order: Order) -> RoutingDecision:
@@ -215,16 +181,12 @@ class Executor:
         except QuotesUnavailable as exc:
             raise _Transient(FailureCode.DEX_ERROR, str(exc)) from exc
 
-    def _routing_data(self, order: Order, decision: RoutingDecision) -> dict[str, Any]:
-        route = decision.route
-        data: dict[str, Any] = {
-            "quotes": [quote_data(q) for q in decision.quotes],
-            "dex": route.dex,
-            "route": route_data(route),
-        }
-        if order.attempts > 1:
-            data["attempt"] = order.attempts
-        return data
+    def _routed(self, order: Order, decision: RoutingDecision) -> Routed:
+        return Routed(
+            quotes=decision.quotes,
+            route=decision.route,
+            attempt=order.attempts if order.attempts > 1 else None,
+        )
 
     async def _route(self, order: Order) -> Order:
         try:
@@ -235,13 +197,13 @@ class Executor:
         return await self._move(
             order,
             OrderStatus.ROUTING,
+            self._routed(order, decision),
             Changes(
                 dex=route.dex,
                 quoted_amount_out=route.amount_out,
                 route=route,
                 attempts=max(order.attempts, 1),
             ),
-            self._routing_data(order, decision),
         )
 
     def _minimum(self, order: Order, quoted: Decimal) -> Decimal:
@@ -289,8 +251,8 @@ class Executor:
         return await self._move(
             order,
             OrderStatus.BUILDING,
+            Built(dex=order.route.dex, min_amount_out=minimum),
             Changes(min_amount_out=minimum, tx_hash=tx.signature, tx_slot=tx.built_slot),
-            {"dex": order.route.dex, "minAmountOut": decimal_str(minimum)},
         )
 
     async def _rebuild(self, order: Order) -> Order:
@@ -306,6 +268,9 @@ class Executor:
         rebuilt, _ = await self._store.record(
             order.id,
             OrderStatus.SUBMITTED,
+            attrs.evolve(
+                self._routed(order, decision), min_amount_out=minimum, tx_hash=tx.signature
+            ),
             Changes(
                 dex=route.dex,
                 quoted_amount_out=route.amount_out,
@@ -314,11 +279,6 @@ class Executor:
                 tx_hash=tx.signature,
                 tx_slot=tx.built_slot,
             ),
-            {
-                **self._routing_data(order, decision),
-                "minAmountOut": decimal_str(minimum),
-                "txHash": tx.signature,
-            },
         )
         return rebuilt
 
@@ -353,14 +313,14 @@ class Executor:
         return await self._move(
             order,
             OrderStatus.CONFIRMED,
+            Confirmed(
+                tx_hash=outcome.signature,
+                amount_out=outcome.amount_out,
+                executed_price=outcome.executed_price,
+            ),
             Changes(
                 tx_hash=outcome.signature,
                 amount_out=outcome.amount_out,
                 executed_price=outcome.executed_price,
             ),
-            {
-                "txHash": outcome.signature,
-                "amountOut": decimal_str(outcome.amount_out),
-                "executedPrice": decimal_str(outcome.executed_price),
-            },
         )

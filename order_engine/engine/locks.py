@@ -14,7 +14,15 @@ import uuid
 
 import asyncpg
 
+from order_engine.batch import Batcher
+
 log = logging.getLogger(__name__)
+
+
+_TRY_LOCKS = """
+SELECT key, pg_try_advisory_lock(key) AS locked FROM unnest($1::bigint[]) AS key
+"""
+_UNLOCKS = "SELECT pg_advisory_unlock(key) FROM unnest($1::bigint[]) AS key"
 
 
 def order_lock_key(order_id: uuid.UUID) -> int:
@@ -27,8 +35,11 @@ class AdvisoryLocks:
         self._dsn = dsn
         self._timeout_s = timeout_s
         self._conn: asyncpg.Connection | None = None
-        # One query at a time on the connection; each is a few hundred microseconds.
+        # One query at a time on the connection; the locks and unlocks asked for in one
+        # turn of the loop share one query.
         self._mutex = asyncio.Lock()
+        self._locks: Batcher[uuid.UUID, bool] = Batcher(self._lock_batch, key=order_lock_key)
+        self._unlocks: Batcher[uuid.UUID, None] = Batcher(self._unlock_batch, key=order_lock_key)
         # Session locks are re-entrant: two deliveries in this process would both get
         # the Postgres lock, so this process also keeps its own set.
         self._orders: set[uuid.UUID] = set()
@@ -45,23 +56,29 @@ class AdvisoryLocks:
     async def try_lock_order(self, order_id: uuid.UUID) -> bool:
         """True if this caller now holds the order; False if anyone, here or in another
         process, already does."""
+        return await self._locks(order_id)
+
+    async def _lock_batch(self, order_ids: list[uuid.UUID]) -> list[bool]:
         async with self._mutex:
-            if order_id in self._orders:
-                return False
-            conn = await self._connection()
-            locked = bool(
-                await conn.fetchval("SELECT pg_try_advisory_lock($1)", order_lock_key(order_id))
-            )
-            if locked:
-                self._orders.add(order_id)
-            return locked
+            wanted = [o for o in order_ids if o not in self._orders]
+            locked: set[uuid.UUID] = set()
+            if wanted:
+                conn = await self._connection()
+                rows = await conn.fetch(_TRY_LOCKS, [order_lock_key(o) for o in wanted])
+                taken = {r["key"] for r in rows if r["locked"]}
+                locked = {o for o in wanted if order_lock_key(o) in taken}
+                self._orders |= locked
+            return [o in locked for o in order_ids]
 
     async def unlock_order(self, order_id: uuid.UUID) -> None:
+        await self._unlocks(order_id)
+
+    async def _unlock_batch(self, order_ids: list[uuid.UUID]) -> list[None]:
         async with self._mutex:
-            self._orders.discard(order_id)
-            if self._conn is None or self._conn.is_closed():
-                return
-            await self._conn.execute("SELECT pg_advisory_unlock($1)", order_lock_key(order_id))
+            self._orders.difference_update(order_ids)
+            if self._conn is not None and not self._conn.is_closed():
+                await self._conn.execute(_UNLOCKS, [order_lock_key(o) for o in order_ids])
+            return [None] * len(order_ids)
 
     async def close(self) -> None:
         async with self._mutex:

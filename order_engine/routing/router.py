@@ -14,7 +14,7 @@ import attrs
 from order_engine.domain.routes import DIRECT, SPLIT, TWO_HOP, Quote, Route
 from order_engine.routing.pools import BPS
 from order_engine.routing.tokens import TOKENS, Token
-from order_engine.routing.venues import NoPool, Venue
+from order_engine.routing.venues import Venue
 
 log = logging.getLogger(__name__)
 
@@ -69,34 +69,36 @@ class Router:
         self._venues = list(venues)
         self._quote_timeout_s = quote_timeout_s
 
-    @property
-    def venues(self) -> dict[str, Venue]:
-        return {v.name: v for v in self._venues}
-
-    async def _quote(
-        self, venue: Venue, src: Token, dst: Token, amount: Decimal, failed: set[str]
-    ) -> Quote | None:
-        """The venue's quote, or None if it has no pool, pays nothing, fails or is too slow;
-        a venue that fails or times out goes into `failed` and is not asked again."""
-        try:
-            quote = await asyncio.wait_for(venue.quote(src, dst, amount), self._quote_timeout_s)
-        except NoPool:
-            return None
-        except TimeoutError:
-            log.warning("quote from %s timed out after %ss", venue.name, self._quote_timeout_s)
-            failed.add(venue.name)
-            return None
-        except Exception:
-            # One venue failing must not fail the order while another can quote.
-            log.exception("quote from %s failed", venue.name)
-            failed.add(venue.name)
-            return None
-        return quote if quote.amount_out > 0 else None
-
     async def _quotes(
         self, asks: Sequence[tuple[Venue, Token, Token, Decimal]], failed: set[str]
     ) -> list[Quote | None]:
-        return list(await asyncio.gather(*(self._quote(v, s, d, a, failed) for v, s, d, a in asks)))
+        """One answer per ask: the quote, or None if its venue has no pool, pays nothing,
+        fails or is too slow. Each venue is asked once for all of its asks, all venues at
+        once; one that fails or times out goes into `failed` and is not asked again."""
+        results: list[Quote | None] = [None] * len(asks)
+        by_venue: dict[str, tuple[Venue, list[int]]] = {}
+        for index, (venue, *_) in enumerate(asks):
+            by_venue.setdefault(venue.name, (venue, []))[1].append(index)
+
+        async def ask(venue: Venue, indexes: list[int]) -> None:
+            try:
+                answers = await asyncio.wait_for(
+                    venue.quotes([asks[i][1:] for i in indexes]), self._quote_timeout_s
+                )
+            except TimeoutError:
+                log.warning("quotes from %s timed out after %ss", venue.name, self._quote_timeout_s)
+                failed.add(venue.name)
+                return
+            except Exception:
+                # One venue failing must not fail the order while another can quote.
+                log.exception("quotes from %s failed", venue.name)
+                failed.add(venue.name)
+                return
+            for index, quote in zip(indexes, answers, strict=True):
+                results[index] = quote if quote is not None and quote.amount_out > 0 else None
+
+        await asyncio.gather(*(ask(venue, indexes) for venue, indexes in by_venue.values()))
+        return results
 
     async def route(self, src: Token, dst: Token, amount: Decimal) -> RoutingDecision:
         """Raises NoRoute when no venue can quote the pair, QuotesUnavailable when the
@@ -152,13 +154,15 @@ class Router:
                 )
             raise NoRoute(f"no venue quotes {src.symbol} -> {dst.symbol} for {amount}")
         chosen = choose_route(candidates)
-        log.info(
-            "routed %s %s -> %s: chose %s; compared %s; venues left out: %s",
-            amount,
-            src.symbol,
-            dst.symbol,
-            chosen.describe(),
-            "; ".join(c.describe() for c in candidates),
-            ", ".join(sorted(failed)) or "none",
-        )
+        # Describing every candidate costs more than routing a small order: only when logged.
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "routed %s %s -> %s: chose %s; compared %s; venues left out: %s",
+                amount,
+                src.symbol,
+                dst.symbol,
+                chosen.describe(),
+                "; ".join(c.describe() for c in candidates),
+                ", ".join(sorted(failed)) or "none",
+            )
         return RoutingDecision(quotes=tuple(direct), candidates=tuple(candidates), route=chosen)

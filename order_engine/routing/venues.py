@@ -1,7 +1,8 @@
-"""What a DEX venue offers the router: a quote for a swap of one pair."""
+"""What a DEX venue offers the router: quotes for swaps."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Protocol
 
@@ -17,10 +18,15 @@ class VenueUnavailable(Exception):
     """A transient failure: the request may succeed if tried again."""
 
 
+# What to quote: input token, output token, input amount.
+Ask = tuple[Token, Token, Decimal]
+
+
 class Venue(Protocol):
     @property
     def name(self) -> str: ...
 
-    async def quote(self, input_token: Token, output_token: Token, amount: Decimal) -> Quote:
-        """Raises NoPool when the pair is not traded here, VenueUnavailable on a blip."""
+    async def quotes(self, asks: Sequence[Ask]) -> list[Quote | None]:
+        """One answer per ask, in one request: a quote, or None where the pair is not
+        traded here. Raises VenueUnavailable on a blip."""
         ...

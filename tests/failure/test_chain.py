@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import os
 import signal
 from collections import Counter
@@ -35,7 +36,7 @@ SHARED = {
     "CHAIN_SLOT_MS": "50",
     "WS_MAX_PER_CLIENT": "1000",
 }
-ORDERS = 150
+ORDERS = 200
 IN_FLIGHT = 25
 
 
@@ -138,11 +139,15 @@ async def test_three_processes_one_killed_lose_nothing_and_slip_no_more_than_one
         )
         sent = [(m["seq"], m["status"]) for m in three.streams[order_id]]
         assert sent == [(r["seq"], r["status"]) for r in history]
-    # As shares, since requests the victim refused after its death were never orders.
+    # As shares, since requests the victim refused after its death were never orders; and
+    # within three standard errors of the difference of two shares, since which orders
+    # meet in one slot varies from run to run (a false alarm about once in 700 runs).
     slipped = "failed:slippage_exceeded"
-    share_one = with_one[slipped] / with_one.total()
-    share_three = with_three[slipped] / with_three.total()
-    assert share_three <= share_one + 0.05, (with_one, with_three)
+    n_one, n_three = with_one.total(), with_three.total()
+    share_one, share_three = with_one[slipped] / n_one, with_three[slipped] / n_three
+    pooled = (with_one[slipped] + with_three[slipped]) / (n_one + n_three)
+    error = math.sqrt(pooled * (1 - pooled) * (1 / n_one + 1 / n_three))
+    assert share_three - share_one <= 3 * error, (with_one, with_three)
 
 
 async def leader_of(db: asyncpg.Connection) -> tuple[int, str]:

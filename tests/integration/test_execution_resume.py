@@ -3,7 +3,6 @@ stored, and never swaps twice; a transaction that can no longer land is rebuilt.
 
 from __future__ import annotations
 
-import json
 import uuid
 from decimal import Decimal
 
@@ -14,6 +13,7 @@ import pytest
 from order_engine.appkeys import CHAIN_CLIENT, DB_POOL, HUB, ROUTER
 from order_engine.chain.client import ChainClient
 from order_engine.chain.model import Transaction, TxStatus, build_transaction
+from order_engine.domain.events import Built, RetryScheduled, Routed, Submitted
 from order_engine.domain.orders import Changes, FailureCode, Order, OrderStatus
 from order_engine.engine.execution import Executor
 from order_engine.engine.retry import RetryPolicy
@@ -44,6 +44,7 @@ class Engine:
         moved, _ = await self.store.transition(
             order.id,
             OrderStatus.ROUTING,
+            Routed(quotes=decision.quotes, route=route),
             Changes(dex=route.dex, quoted_amount_out=route.amount_out, route=route, attempts=1),
         )
         return moved
@@ -68,13 +69,16 @@ class Engine:
         moved, _ = await self.store.transition(
             order.id,
             OrderStatus.BUILDING,
+            Built(dex=tx.dex, min_amount_out=tx.min_amount_out),
             Changes(min_amount_out=tx.min_amount_out, tx_hash=tx.signature, tx_slot=tx.built_slot),
         )
         return moved
 
     async def submitted(self, order: Order, tx: Transaction) -> Order:
         await self.built(order, tx)
-        moved, _ = await self.store.transition(order.id, OrderStatus.SUBMITTED)
+        moved, _ = await self.store.transition(
+            order.id, OrderStatus.SUBMITTED, Submitted(tx.signature)
+        )
         return moved
 
 
@@ -232,13 +236,12 @@ async def test_transaction_held_back_past_its_expiry_never_lands_and_is_rebuilt_
         )
         == 0
     )
-    retry = json.loads(
-        await db.fetchval(
-            "SELECT data FROM order_events WHERE order_id = $1 AND data ? 'retryInMs'", order.id
-        )
-    )
-    assert retry["code"] == FailureCode.TX_EXPIRED
-    assert retry["attempt"] == 2
+    retries = [
+        e.data
+        for e in await engine.store.list_events(order.id)
+        if isinstance(e.data, RetryScheduled)
+    ]
+    assert [(r.code, r.attempt) for r in retries] == [(FailureCode.TX_EXPIRED, 2)]
 
 
 async def test_transaction_not_applied_within_its_expiry_is_expired_by_the_chain(

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from order_engine.domain.events import Failed
 from order_engine.domain.orders import Changes, OrderStatus
 from order_engine.engine.locks import AdvisoryLocks
 from order_engine.engine.reconciler import Reconciler
@@ -195,7 +196,10 @@ async def test_reconciler_requeues_an_accepted_order_redis_lost(
     not_queued, _ = await store.insert_order(NEW, queued=False)  # placed, not executed
     done, _ = await store.insert_order(NEW, queued=True)
     await store.transition(
-        done.id, OrderStatus.FAILED, Changes(failure_code="no_route", failure_reason="x")
+        done.id,
+        OrderStatus.FAILED,
+        Failed(code="no_route", reason="x", attempt=1),
+        Changes(failure_code="no_route", failure_reason="x"),
     )
     await db.execute("UPDATE orders SET updated_at = now() - interval '1 minute'")
 

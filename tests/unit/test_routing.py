@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import math
 import random
+from collections.abc import Sequence
 from decimal import Decimal
 from fractions import Fraction
 
@@ -30,7 +31,7 @@ from order_engine.routing.router import (
     min_amount_out,
 )
 from order_engine.routing.tokens import TOKENS, Token
-from order_engine.routing.venues import NoPool, VenueUnavailable
+from order_engine.routing.venues import Ask, NoPool, VenueUnavailable
 
 SOL = TOKENS["SOL"]
 USDC = TOKENS["USDC"]
@@ -301,6 +302,15 @@ def test_choose_best_with_nothing_to_choose_from() -> None:
 class _FakeVenue:
     """A Venue with a SOL/USDC pool whose quote pays a fixed amount; subclasses change how
     quote() behaves. `asked` counts the quotes asked for that pair."""
+
+    async def quotes(self, asks: Sequence[Ask]) -> list[Quote | None]:
+        answers: list[Quote | None] = []
+        for input_token, output_token, amount in asks:
+            try:
+                answers.append(await self.quote(input_token, output_token, amount))
+            except NoPool:
+                answers.append(None)
+        return answers
 
     def __init__(self, name: str, amount_out: str = "150") -> None:
         self._name = name
