@@ -20,10 +20,11 @@ from order_engine.domain.orders import Order, OrderEvent
 from order_engine.formats import decimal_str, timestamp_str
 from order_engine.store.orders import WalletCursor
 
-_renames: dict[str, Any] = {
-    a.name: override(rename="orderId" if a.name == "id" else camel(a.name))
-    for a in attrs.fields(Order)
+# Each attribute of Order and its key in the JSON (the OpenAPI document reads it too).
+ORDER_KEYS: dict[str, str] = {
+    a.name: "orderId" if a.name == "id" else camel(a.name) for a in attrs.fields(Order)
 }
+_renames: dict[str, Any] = {name: override(rename=key) for name, key in ORDER_KEYS.items()}
 _converter = cattrs.Converter()
 _converter.register_unstructure_hook(Decimal, decimal_str)
 _converter.register_unstructure_hook(datetime, timestamp_str)
