@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import jsonschema_rs
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -61,3 +62,11 @@ async def follow_order(client: Client, order_id: str) -> list[dict[str, Any]]:
     messages, code = await follow(client, f"/ws/orders/{order_id}")
     assert code == 1000, (code, messages)
     return messages
+
+
+def schema_errors(
+    document: dict[str, Any], name: str, instance: Any, *, under: str = "components/schemas"
+) -> list[str]:
+    """Where `instance` breaks the document's schema `under`/`name`, if anywhere."""
+    validator = jsonschema_rs.Draft202012Validator({**document, "$ref": f"#/{under}/{name}"})
+    return [f"{list(e.instance_path)}: {e.message}" for e in validator.iter_errors(instance)]

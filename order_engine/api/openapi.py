@@ -484,12 +484,22 @@ def _paths() -> dict[str, Schema]:
         },
         "/api/orders/{orderId}/execute": {
             "post": _order_op(
-                "Queue an existing pending order", "executeOrder", ("202", _ref("Order")), 409
+                "Queue an existing pending order",
+                "executeOrder",
+                ("202", _ref("Order")),
+                409,
+                413,
+                415,
             )
         },
         "/api/orders/{orderId}/cancel": {
             "post": _order_op(
-                "Cancel a pending or waiting order", "cancelOrder", ("200", _ref("Order")), 409
+                "Cancel a pending or waiting order",
+                "cancelOrder",
+                ("200", _ref("Order")),
+                409,
+                413,
+                415,
             )
         },
         "/api/orders/{orderId}": {
