@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -9,6 +10,10 @@ import jsonschema_rs
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from order_engine.api.dashboard import ui_routes
+from order_engine.api.routes import setup_routes
+from order_engine.appkeys import SETTINGS
+from order_engine.config import Settings
 from order_engine.domain.orders import NewOrder, OrderType
 
 WALLET = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
@@ -70,3 +75,26 @@ def schema_errors(
     """Where `instance` breaks the document's schema `under`/`name`, if anywhere."""
     validator = jsonschema_rs.Draft202012Validator({**document, "$ref": f"#/{under}/{name}"})
     return [f"{list(e.instance_path)}: {e.message}" for e in validator.iter_errors(instance)]
+
+
+def routes_of(add: Callable[[web.Application], object]) -> set[tuple[str, str]]:
+    """(METHOD, path) of what `add` registers, outside production (where the development
+    routes exist too)."""
+    app = web.Application()
+    app[SETTINGS] = Settings()
+    add(app)
+    return {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.resource is not None and route.method != "HEAD"
+    }
+
+
+def page_routes() -> set[tuple[str, str]]:
+    """The browser pages' routes: the dashboard, the docs and their files."""
+    return routes_of(lambda app: app.router.add_routes(ui_routes()))
+
+
+def api_routes() -> set[tuple[str, str]]:
+    """Every route but the browser pages'."""
+    return routes_of(setup_routes) - page_routes()

@@ -167,16 +167,13 @@ def raised_error_codes() -> set[tuple[int, str]]:
                 and len(node.args) >= 2
                 and all(isinstance(a, ast.Constant) for a in node.args[:2])
             ):
-                status, code = node.args[0], node.args[1]
-                assert isinstance(status, ast.Constant)
-                assert isinstance(code, ast.Constant)
-                found.add((status.value, code.value))
+                found.add((ast.literal_eval(node.args[0]), ast.literal_eval(node.args[1])))
             if isinstance(node, ast.Dict) and path.name == "errors.py":
                 for key, value in zip(node.keys, node.values, strict=True):
                     if isinstance(key, ast.Constant) and isinstance(value, ast.Tuple):
                         first = value.elts[0]
                         if isinstance(first, ast.Constant) and isinstance(first.value, str):
-                            found.add((key.value, first.value))
+                            found.add((ast.literal_eval(key), first.value))
     found.update(DOMAIN_ERRORS.values())
     return found
 
