@@ -32,7 +32,7 @@ async def place(page: Page, amount: str, input_token: str, output_token: str) ->
 
 
 async def test_market_order_is_followed_to_confirmed_with_its_route_and_detail(
-    start_app: AppClient, browser: Browser, screenshot_dir: Path
+    start_app: AppClient, browser: Browser, tmp_path: Path
 ) -> None:
     """With API_KEYS set the page still loads and asks for the key; once it is entered, a
     market order placed with the form gets a row that its wallet socket moves to
@@ -83,24 +83,25 @@ async def test_market_order_is_followed_to_confirmed_with_its_route_and_detail(
         "points", re.compile(r"\d"), timeout=TIMEOUT_MS
     )
 
-    shot = screenshot_dir / "dashboard.png"
+    shot = tmp_path / "order.png"
     await page.screenshot(path=shot, full_page=True)
     assert shot.stat().st_size > 10_000
     assert errors == []
 
 
 async def test_split_and_two_hop_routes_are_drawn_leg_by_leg(
-    client: Client, browser: Browser
+    client: Client, browser: Browser, screenshot_dir: Path
 ) -> None:
     """A large SOL -> USDC order splits across both DEXs and JUP -> WIF goes through USDC
     (seed 7): the split is two legs between the same two tokens, the path two legs
-    through three tokens."""
+    through three tokens. The README's screenshot is taken here, the split's detail open."""
     page, errors = await open_page(browser, client, "/")
     await expect(page.locator("#socket-state")).to_have_text("socket: live", timeout=TIMEOUT_MS)
-    await place(page, "2000", "SOL", "USDC")
-    await expect(page.locator("#order-rows tr")).to_have_count(1)
-    await place(page, "500", "JUP", "WIF")
-    await expect(page.locator("#order-rows tr")).to_have_count(2)
+    for count, (amount, src, dst) in enumerate(
+        [("1.5", "SOL", "USDC"), ("2000", "SOL", "USDC"), ("500", "JUP", "WIF")], start=1
+    ):
+        await place(page, amount, src, dst)
+        await expect(page.locator("#order-rows tr")).to_have_count(count)
     for row in await page.locator("#order-rows tr").all():
         await expect(row.locator(".status")).to_have_text("confirmed", timeout=TIMEOUT_MS)
 
@@ -112,6 +113,13 @@ async def test_split_and_two_hop_routes_are_drawn_leg_by_leg(
     await expect(two_hop).to_have_attribute("data-kind", "two-hop")
     await expect(two_hop.locator("path.leg")).to_have_count(2)
     await expect(two_hop.locator("circle.token")).to_have_count(3)
+
+    await page.locator("#order-rows tr").nth(1).click()
+    await expect(page.locator("#detail-route svg.route")).to_have_attribute("data-kind", "split")
+    await expect(page.locator("#chart-latency polyline.p50")).to_have_attribute(
+        "points", re.compile(r"\d"), timeout=TIMEOUT_MS
+    )
+    await page.screenshot(path=screenshot_dir / "dashboard.png", full_page=True)
     assert errors == []
 
 

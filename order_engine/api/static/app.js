@@ -125,7 +125,7 @@ function drawRoute(route, { width = 520, height = 120, compact = false } = {}) {
     const to = x(tokens.indexOf(legs[0].outputToken));
     const total = legs.reduce((sum, leg) => sum + Number(leg.inputAmount), 0);
     legs.forEach((leg, i) => {
-      const bend = legs.length === 1 ? 0 : (i === 0 ? -1 : 1) * (compact ? 14 : 38);
+      const bend = legs.length === 1 ? 0 : (i === 0 ? -1 : 1) * (compact ? 10 : 38);
       const middle = (from + to) / 2;
       root.append(
         svg("path", {
@@ -223,7 +223,7 @@ function render(orderId) {
     el("td", { class: `status ${order.status}` }, order.status),
     el("td", {}, order.dex ?? ""),
     el("td", { class: "num" }, order.amountOut ? `${order.amountOut} ${order.outputToken}` : order.failureCode ?? ""),
-    el("td", { class: "route-cell" }, route ? drawRoute(route, { width: 200, height: 44, compact: true }) : ""),
+    el("td", { class: "route-cell" }, route ? drawRoute(route, { width: 200, height: 48, compact: true }) : ""),
   ];
   if (!row) {
     row = el("tr", { "data-order-id": orderId });
@@ -298,7 +298,7 @@ function describe(event) {
   if (d.retryInMs !== undefined) return `attempt ${d.attempt} in ${d.retryInMs} ms after ${d.code}: ${d.reason}`;
   switch (event.status) {
     case "routing":
-      return `${d.route?.kind} route via ${d.dex} paying ${d.route?.amountOut}, from ${d.quotes?.length ?? 0} quotes`;
+      return `${d.route?.kind}${d.route?.kind === "direct" ? ` on ${d.dex}` : ""} route paying ${d.route?.amountOut}; ${d.quotes?.length ?? 0} direct quotes`;
     case "building":
       return `${d.dex}, at least ${d.minAmountOut}`;
     case "submitted":
@@ -447,12 +447,15 @@ async function pollHealth() {
 // A line a series; with `dots`, a dot on each value too, since a second without a
 // confirmation has no latency and leaves a gap.
 function drawChart(target, seconds, series, { dots = false } = {}) {
-  const width = 360;
-  const height = 110;
-  const top = 12;
+  // Drawn at the chart's own size, so that text and dots keep their shape.
+  const width = target.clientWidth || 360;
+  const height = target.clientHeight || 110;
+  target.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  const top = 16;
+  const right = 6;
   const values = series.flatMap(({ pick }) => seconds.map(pick)).filter((v) => v !== null);
   const max = Math.max(1, ...values);
-  const x = (i) => (i * width) / Math.max(seconds.length - 1, 1);
+  const x = (i) => (i * (width - right)) / Math.max(seconds.length - 1, 1);
   const y = (v) => height - 4 - ((height - top - 4) * v) / max;
   const lines = series.flatMap(({ name, pick }) => {
     const points = seconds.map((s, i) => [x(i), pick(s)]).filter(([, v]) => v !== null).map(([px, v]) => [px, y(v)]);
@@ -465,8 +468,8 @@ function drawChart(target, seconds, series, { dots = false } = {}) {
   });
   target.replaceChildren(
     ...lines,
-    svg("text", { x: 4, y: 10 }, `max ${Math.round(max * 10) / 10}`),
-    svg("text", { x: width - 4, y: 10, "text-anchor": "end" }, latest.join("  ")),
+    svg("text", { x: 4, y: 11 }, `max ${Math.round(max * 10) / 10}`),
+    svg("text", { x: width - 4, y: 11, "text-anchor": "end" }, `now: ${latest.join(", ")}`),
   );
 }
 
