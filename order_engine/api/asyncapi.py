@@ -144,7 +144,7 @@ def _operation(action: str, channel: str, messages: list[str], summary: str) -> 
     }
 
 
-@functools.cache
+@functools.lru_cache(maxsize=8)
 def document(settings: Settings) -> Schema:
     return {
         "asyncapi": "3.0.0",

@@ -5,8 +5,8 @@ from the attrs classes the validators and serialisers use (schemas.OrderBody,
 domain.orders.Order, ...), bounds and enums from the constants and enums the code checks
 against, and every object the server closes is closed here (`additionalProperties:
 false`), so that a test or schemathesis refuses a property nobody documented. Extending
-it: a new field of one of those classes appears by itself (its type decides its schema;
-`_FIELD_RULES` adds its bounds); a new route gets an entry in `_paths`.
+it: a new field of one of those classes appears by itself (its type decides its schema,
+`_field_rules` its bounds); a new route gets an entry in `_paths`.
 """
 
 from __future__ import annotations
@@ -701,7 +701,7 @@ def _keyed(paths: dict[str, Schema]) -> dict[str, Schema]:
     return paths
 
 
-@functools.cache
+@functools.lru_cache(maxsize=8)
 def document(settings: Settings) -> Schema:
     """The document for a server with these settings (MAX_INPUT_AMOUNT is a bound, and
     the development routes exist only outside production)."""

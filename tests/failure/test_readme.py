@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -14,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from order_engine.embedded import free_port
-from tests import conftest
-from tests.failure.conftest import ServerProcess
+from tests.failure.conftest import ServerProcess, server_environ, start_server
+from tests.support import STATUS_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -43,7 +42,8 @@ async def run(*command: str, env: dict[str, str] | None = None) -> tuple[int, st
 
 
 async def make_command(target: str) -> str:
-    """What `make <target>` runs last, by `make -n` (the venv is there, so nothing else)."""
+    """The command `make <target>` ends with, as `make -n` prints it (install steps that a
+    stale venv would take come before it and are only printed)."""
     code, output = await run("make", "-n", target, f"VENV={VENV}")
     assert code == 0, output
     return output.strip().splitlines()[-1]
@@ -55,32 +55,12 @@ async def served(db_url: str, redis_prefix: str) -> AsyncIterator[ServerProcess]
     command = await make_command("run")
     assert command.endswith("order-engine serve"), command
     port = free_port()
-    environ = {
-        **os.environ,
-        "APP_ENV": "development",
-        "DATABASE_URL": db_url,
-        "REDIS_URL": conftest.REDIS_URL,
-        "REDIS_PREFIX": redis_prefix,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "MOCK_DEX_QUOTE_DELAY_MS": "0",
-        "MOCK_DEX_EXECUTION_DELAY_MS": "50",
-        "MOCK_DEX_FAILURE_RATE": "0",
-        "PRICE_WALK_INTERVAL_MS": "0",
-    }
-    process = await asyncio.create_subprocess_exec(
-        *command.split(),
-        cwd=ROOT,
-        env=environ,
-        stderr=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.DEVNULL,
-    )
-    server = ServerProcess(process, f"http://127.0.0.1:{port}")
-    await server.wait_until_listening()
+    environ = server_environ(db_url, redis_prefix, port, MOCK_DEX_EXECUTION_DELAY_MS="50")
+    server = await start_server(environ, port, ROOT, command.split())
     drain = asyncio.create_task(server.drain_log())
     yield server
     server.terminate()
-    await asyncio.wait_for(process.wait(), 30)
+    await asyncio.wait_for(server.process.wait(), 30)
     drain.cancel()
 
 
@@ -112,11 +92,5 @@ async def test_readme_commands_and_examples_work(served: ServerProcess) -> None:
     code, output = await run("bash", "-c", example)
     assert code == 0, output
     messages = [json.loads(line) for line in output.splitlines()]
-    assert [m["status"] for m in messages] == [
-        "pending",
-        "routing",
-        "building",
-        "submitted",
-        "confirmed",
-    ]
+    assert [m["status"] for m in messages] == STATUS_PATH
     assert {m["orderId"] for m in messages} == {order["orderId"]}
