@@ -143,7 +143,7 @@ async def test_refused_order_shows_the_servers_error_by_field(
 
 
 async def test_docs_list_the_order_endpoints_from_the_live_document(
-    client: Client, browser: Browser, screenshot_dir: Path
+    client: Client, browser: Browser, tmp_path: Path
 ) -> None:
     """/docs is Swagger UI, served from the package with no network, over /openapi.json;
     /redoc renders the same document."""
@@ -160,7 +160,7 @@ async def test_docs_list_the_order_endpoints_from_the_live_document(
         "/api/orders/{orderId}/cancel",
         "/api/orders/user/{wallet}",
     } <= listed
-    await page.screenshot(path=screenshot_dir / "docs.png")
+    await page.screenshot(path=tmp_path / "docs.png")
     assert errors == []
 
     redoc, errors = await open_page(browser, client, "/redoc")

@@ -273,6 +273,10 @@ function connect(delay = 500) {
   };
   socket.onclose = (event) => {
     if (state.socket !== socket) return;
+    if (event.code === 4400) {
+      status.textContent = "socket: refused, see above";
+      return; // a malformed wallet stays malformed: no point in asking again
+    }
     status.textContent = `socket: closed (${event.code}), reconnecting`;
     setTimeout(() => state.socket === socket && connect(Math.min(delay * 2, 10000)), delay);
   };
@@ -365,13 +369,13 @@ function formBody(form) {
 
 function showFormError(form, error) {
   const box = $("#form-error");
-  for (const input of form.querySelectorAll(".invalid")) input.classList.remove("invalid");
+  for (const input of document.querySelectorAll(".invalid")) input.classList.remove("invalid");
   if (!error) {
     box.hidden = true;
     return;
   }
   const details = error.details.map((d) => {
-    form.elements[d.field]?.classList.add("invalid");
+    (d.field === "userWallet" ? $("#wallet") : form.elements[d.field])?.classList.add("invalid");
     return el("li", {}, el("b", {}, d.field), ` ${d.message}`);
   });
   box.replaceChildren(
