@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -44,7 +45,11 @@ async def run(*command: str, env: dict[str, str] | None = None) -> tuple[int, st
 async def make_command(target: str) -> str:
     """The command `make <target>` ends with, as `make -n` prints it (install steps that a
     stale venv would take come before it and are only printed)."""
-    code, output = await run("make", "-n", target, f"VENV={VENV}")
+    # As from a reader's shell, even when this runs under `make test` itself.
+    environ = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
+    code, output = await run(
+        "make", "-n", "--no-print-directory", target, f"VENV={VENV}", env=environ
+    )
     assert code == 0, output
     return output.strip().splitlines()[-1]
 
