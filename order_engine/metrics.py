@@ -2,23 +2,87 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
+import attrs
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from order_engine.domain.events import Failed, OrderEvent, RetryScheduled
-from order_engine.domain.orders import FailureCode, Order
+from order_engine.domain.orders import FailureCode, Order, OrderStatus
 
 # Seconds; the simulated DEX takes 0.2 s to quote and 2.5 s to execute by default.
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 STEP_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 ORDER_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+RECENT_WINDOW_S = 60
+
+
+@attrs.define
+class Second:
+    """What this process saw in one wall-clock second."""
+
+    at: int
+    accepted: int = 0
+    confirmed: int = 0
+    failed: int = 0
+    latencies_s: list[float] = attrs.Factory(list)
+    """accept -> confirmed of each order confirmed in this second."""
+
+    def percentile_ms(self, q: float) -> float | None:
+        """Nearest rank; None when no order was confirmed in this second."""
+        if not self.latencies_s:
+            return None
+        ranked = sorted(self.latencies_s)
+        return round(ranked[max(math.ceil(q * len(ranked)) - 1, 0)] * 1000, 3)
+
+
+class RecentOrders:
+    """Orders accepted and finished a second over the last `window_s` seconds, with the
+    latencies of those confirmed: the dashboard's live charts, exact where a histogram's
+    buckets are too coarse for milliseconds."""
+
+    def __init__(
+        self, window_s: int = RECENT_WINDOW_S, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.window_s = window_s
+        self._clock = clock
+        self._seconds: deque[Second] = deque()
+
+    def _now(self) -> Second:
+        now = int(self._clock())
+        while self._seconds and self._seconds[0].at <= now - self.window_s:
+            self._seconds.popleft()
+        if not self._seconds or self._seconds[-1].at != now:
+            self._seconds.append(Second(now))
+        return self._seconds[-1]
+
+    def accepted(self) -> None:
+        self._now().accepted += 1
+
+    def finished(self, status: OrderStatus, latency_s: float) -> None:
+        second = self._now()
+        if status is OrderStatus.CONFIRMED:
+            second.confirmed += 1
+            second.latencies_s.append(latency_s)
+        elif status is OrderStatus.FAILED:
+            second.failed += 1
+
+    def series(self) -> list[Second]:
+        """Every whole second of the window, oldest first; the current one is left out
+        because it is still counting."""
+        now = self._now().at
+        seen = {s.at: s for s in self._seconds}
+        return [seen.get(at, Second(at)) for at in range(now - self.window_s + 1, now)]
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.recent = RecentOrders()
         self.orders_accepted = Counter(
             "orders_accepted",
             "Orders accepted, by how: created (pending) or queued for execution",
@@ -94,6 +158,7 @@ class Metrics:
 
     def accepted(self, *, queued: bool) -> None:
         self.orders_accepted.labels(mode="queued" if queued else "created").inc()
+        self.recent.accepted()
 
     def slot_closed(self, seconds: float, statuses: Iterable[str]) -> None:
         self.slot_duration.observe(seconds)
@@ -112,10 +177,10 @@ class Metrics:
         if isinstance(data, Failed) and data.code == FailureCode.DEAD_LETTERED:
             self.dead_letters.inc()
         if event.status.is_terminal:
+            latency_s = max((event.timestamp - order.created_at).total_seconds(), 0.0)
             self.orders_finished.labels(status=event.status.value, dex=order.dex or "none").inc()
-            self.accept_to_terminal.labels(status=event.status.value).observe(
-                max((event.timestamp - order.created_at).total_seconds(), 0.0)
-            )
+            self.accept_to_terminal.labels(status=event.status.value).observe(latency_s)
+            self.recent.finished(event.status, latency_s)
 
     def exposition(
         self,

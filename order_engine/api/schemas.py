@@ -29,7 +29,10 @@ DEFAULT_RESTING_LIFETIME = timedelta(hours=24)
 # Large enough for any pool worth simulating, small enough that a reserve in base units
 # fits the 28 digits of the default decimal context (9 decimals at most).
 MAX_POOL_RESERVE = Decimal(10) ** 15
-_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
+_UUID_RE = re.compile(UUID_PATTERN)
+# The order types this server takes; the others of OrderType are refused with 400.
+ACCEPTED_ORDER_TYPES = (OrderType.MARKET,)
 
 
 def camel(name: str) -> str:
@@ -218,11 +221,11 @@ def parse_order(
     types = ", ".join(t.value for t in OrderType)
     if _check(errors, "type", body.type in set(OrderType), f"must be one of {types}"):
         # Resting orders are accepted by the contract but have no trigger yet: refusing
-        # them is better than accepting orders that would never run (see README).
+        # them is better than accepting orders that would never run (docs/design.md).
         _check(
             errors,
             "type",
-            body.type == OrderType.MARKET,
+            body.type in ACCEPTED_ORDER_TYPES,
             "limit and sniper orders are not available yet",
         )
     _check(

@@ -39,12 +39,14 @@ from order_engine.store.orders import WalletCursor
 
 # What the engine keeps to rebuild its transaction is not part of the order object.
 _INTERNAL = frozenset({"route", "tx_slot"})
-_renames: dict[str, Any] = {
-    a.name: override(omit=True)
-    if a.name in _INTERNAL
-    else override(rename="orderId" if a.name == "id" else camel(a.name))
+# Each attribute of Order and its key in the JSON (the OpenAPI document reads it too).
+ORDER_KEYS: dict[str, str] = {
+    a.name: "orderId" if a.name == "id" else camel(a.name)
     for a in attrs.fields(Order)
+    if a.name not in _INTERNAL
 }
+_renames: dict[str, Any] = {name: override(rename=key) for name, key in ORDER_KEYS.items()}
+_renames |= {name: override(omit=True) for name in _INTERNAL}
 _converter = cattrs.Converter()
 _converter.register_unstructure_hook(Decimal, decimal_str)
 _converter.register_unstructure_hook(datetime, timestamp_str)
