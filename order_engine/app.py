@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, web
 
+from order_engine.api.access import request_context_middleware, send_request_id
 from order_engine.api.auth import auth_middleware
 from order_engine.api.errors import body_middleware, error_middleware
-from order_engine.api.health_service import HealthCheck
+from order_engine.api.health_service import Check, HealthCheck
 from order_engine.api.metrics import metrics_middleware
 from order_engine.api.orders_service import OrderService
 from order_engine.api.ratelimit import SubmissionLimiter
@@ -83,8 +84,8 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     # "Too many connections".
     pool = aioredis.BlockingConnectionPool.from_url(
         settings.redis_url,
-        max_connections=64,
-        timeout=5,
+        max_connections=settings.redis_pool_max,
+        timeout=settings.redis_pool_timeout_s,
         decode_responses=True,
         socket_timeout=5,
         socket_connect_timeout=2,
@@ -166,7 +167,9 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         interval_s=settings.reconcile_interval_s,
         grace_s=settings.reconcile_grace_s,
     )
-    app[HEALTH] = HealthCheck(store, redis, queue, workers)
+    app[HEALTH] = HealthCheck(
+        [Check("postgres", store.ping), Check("redis", redis.ping)], queue, workers
+    )
     yield
     await hub.stop()
     await reader.aclose()
@@ -209,12 +212,19 @@ async def close_websockets(app: web.Application) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    # Metrics outside the error middleware, so that they see the status it answered;
+    # The request's id and client first, so that every line logged under it has them;
+    # metrics outside the error middleware, so that they see the status it answered;
     # authentication inside it, so that a refusal has the error shape, and before the
     # body checks, so that a client without a key learns nothing else.
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[metrics_middleware, error_middleware, auth_middleware, body_middleware],
+        middlewares=[
+            request_context_middleware,
+            metrics_middleware,
+            error_middleware,
+            auth_middleware,
+            body_middleware,
+        ],
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
@@ -222,5 +232,6 @@ def create_app(settings: Settings) -> web.Application:
     app[WS_CLIENTS] = Counter()
     app.cleanup_ctx.extend([postgres_ctx, redis_ctx, engine_ctx, market_clock_ctx, workers_ctx])
     app.on_shutdown.append(close_websockets)
+    app.on_response_prepare.append(send_request_id)
     setup_routes(app)
     return app

@@ -1,17 +1,19 @@
-"""Whether the engine's dependencies answer, and how much work is in motion."""
+"""Whether the engine's dependencies answer, and how much work is in motion.
+
+Readiness is a list of named checks, each a probe that raises or times out when its
+dependency does not answer; adding a dependency is adding one `Check` in app.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import attrs
-import redis.asyncio as aioredis
 
 from order_engine.engine.worker import WorkerPool
 from order_engine.queue import OrderQueue
-from order_engine.store.orders import OrderStore
 
 log = logging.getLogger(__name__)
 
@@ -19,43 +21,49 @@ CHECK_TIMEOUT_S = 2.0
 
 
 @attrs.frozen
+class Check:
+    name: str
+    probe: Callable[[], Awaitable[object]]
+
+
+@attrs.frozen
 class HealthReport:
-    postgres: bool
-    redis: bool
+    checks: Mapping[str, bool]
+    """Each check by name: True when its dependency answered in time."""
     queue_depth: int | None
     in_flight: int
 
     @property
     def ok(self) -> bool:
-        return self.postgres and self.redis
+        return all(self.checks.values())
 
 
 class HealthCheck:
-    def __init__(
-        self, store: OrderStore, redis: aioredis.Redis, queue: OrderQueue, workers: WorkerPool
-    ) -> None:
-        self._store = store
-        self._redis = redis
+    def __init__(self, checks: Sequence[Check], queue: OrderQueue, workers: WorkerPool) -> None:
+        self._checks = tuple(checks)
         self._queue = queue
         self._workers = workers
 
-    async def _answers(self, name: str, probe: Awaitable[object]) -> bool:
+    async def _answers(self, check: Check) -> bool:
         try:
-            await asyncio.wait_for(probe, CHECK_TIMEOUT_S)
+            await asyncio.wait_for(check.probe(), CHECK_TIMEOUT_S)
         except Exception as exc:
-            log.warning("health: %s does not answer: %r", name, exc)
+            log.warning("health: %s does not answer: %r", check.name, exc)
             return False
         return True
 
+    async def _depth(self) -> int | None:
+        try:
+            return await asyncio.wait_for(self._queue.depth(), CHECK_TIMEOUT_S)
+        except Exception as exc:
+            log.warning("health: queue depth unknown: %r", exc)
+            return None
+
     async def check(self) -> HealthReport:
-        postgres, redis = await asyncio.gather(
-            self._answers("postgres", self._store.ping()),
-            self._answers("redis", self._redis.ping()),
+        """Every check and the queue's depth at once, so that the answer takes one
+        timeout at most however many dependencies are down."""
+        depth, *answers = await asyncio.gather(
+            self._depth(), *(self._answers(c) for c in self._checks)
         )
-        depth = None
-        if redis:
-            try:
-                depth = await asyncio.wait_for(self._queue.depth(), CHECK_TIMEOUT_S)
-            except Exception as exc:
-                log.warning("health: queue depth unknown: %r", exc)
-        return HealthReport(postgres, redis, depth, self._workers.in_flight)
+        checks = {c.name: bool(ok) for c, ok in zip(self._checks, answers, strict=True)}
+        return HealthReport(checks, depth, self._workers.in_flight)

@@ -209,6 +209,7 @@ COMPONENTS: dict[str, Schema] = {
     },
     "Health": {
         "type": "object",
+        "description": "One key per readiness check (postgres, redis, …): ok or down",
         "required": ["status", "postgres", "redis", "queueDepth", "inFlight", "websockets"],
         "properties": {
             "status": {"enum": ["ok", "degraded"]},
@@ -218,10 +219,16 @@ COMPONENTS: dict[str, Schema] = {
             "inFlight": {"type": "integer"},
             "websockets": {"type": "integer"},
         },
+        "additionalProperties": {"enum": ["ok", "down"]},
     },
 }
 
 _ORDER_BODY = {"required": True, "content": {"application/json": {"schema": _ref("OrderBody")}}}
+
+_READINESS = {
+    "200": _json(_ref("Health"), "every check passes"),
+    "503": _json(_ref("Health"), "a check failed (named down); has Retry-After"),
+}
 
 _SOCKET = {
     "101": {"description": "switched to a WebSocket"},
@@ -478,14 +485,34 @@ PATHS: dict[str, Schema] = {
             },
         }
     },
+    "/livez": {
+        "get": {
+            "summary": "Liveness: the process answers (whatever its dependencies do)",
+            "operationId": "livez",
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["status"],
+                        "properties": {"status": {"const": "ok"}},
+                    },
+                    "the process answers",
+                )
+            },
+        }
+    },
+    "/readyz": {
+        "get": {
+            "summary": "Readiness: every dependency answers; queue depth and work in flight",
+            "operationId": "readyz",
+            "responses": _READINESS,
+        }
+    },
     "/health": {
         "get": {
-            "summary": "Whether Postgres and Redis answer; queue depth and work in flight",
+            "summary": "The same as /readyz, under the name the API has always had",
             "operationId": "health",
-            "responses": {
-                "200": _json(_ref("Health"), "both answer"),
-                "503": _json(_ref("Health"), "one does not; has Retry-After"),
-            },
+            "responses": _READINESS,
         }
     },
     "/metrics": {

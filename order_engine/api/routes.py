@@ -26,7 +26,9 @@ def setup_routes(app: web.Application) -> None:
             web.get("/ws/orders/{orderId}", ws.order_socket),
             web.get("/api/tokens", market.tokens),
             web.get("/api/quote", market.quote),
-            web.get("/health", health.health),
+            web.get("/livez", health.livez),
+            web.get("/readyz", health.readyz),
+            web.get("/health", health.readyz),
             web.get("/metrics", metrics.metrics),
             web.get("/openapi.json", openapi.openapi),
         ]

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from order_engine.api.access import client_of
 from order_engine.api.errors import (
     RETRY_AFTER_S,
     ApiError,
@@ -202,7 +203,7 @@ async def _serve_socket(request: web.Request, session: Session) -> web.WebSocket
     ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_s)
     if not ws.can_prepare(request).ok:
         raise validation_error([FieldError("Upgrade", "this route is a WebSocket")])
-    client = request.remote or "unknown"
+    client = client_of(request)
     per_client = request.app[WS_CLIENTS]
     if per_client[client] >= settings.ws_max_per_client:
         raise ApiError(
