@@ -18,6 +18,7 @@ from order_engine.api.access import request_context_middleware, send_request_id
 from order_engine.api.auth import auth_middleware
 from order_engine.api.errors import body_middleware, error_middleware
 from order_engine.api.health_service import Check, HealthCheck
+from order_engine.api.idempotency import purge_periodically
 from order_engine.api.metrics import metrics_middleware
 from order_engine.api.orders_service import OrderService
 from order_engine.api.ratelimit import SubmissionLimiter
@@ -192,6 +193,18 @@ async def market_clock_ctx(app: web.Application) -> AsyncIterator[None]:
         await clock
 
 
+async def idempotency_purge_ctx(app: web.Application) -> AsyncIterator[None]:
+    interval_s = app[SETTINGS].idempotency_purge_interval_s
+    if not interval_s:
+        yield
+        return
+    purge = asyncio.create_task(purge_periodically(app[IDEMPOTENCY], interval_s))
+    yield
+    purge.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await purge
+
+
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     """Last in, so first out: workers stop before what they use is closed."""
     workers, reconciler = app[WORKERS], app[RECONCILER]
@@ -230,7 +243,16 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics()
     app[WEBSOCKETS] = set()
     app[WS_CLIENTS] = Counter()
-    app.cleanup_ctx.extend([postgres_ctx, redis_ctx, engine_ctx, market_clock_ctx, workers_ctx])
+    app.cleanup_ctx.extend(
+        [
+            postgres_ctx,
+            redis_ctx,
+            engine_ctx,
+            market_clock_ctx,
+            idempotency_purge_ctx,
+            workers_ctx,
+        ]
+    )
     app.on_shutdown.append(close_websockets)
     app.on_response_prepare.append(send_request_id)
     setup_routes(app)

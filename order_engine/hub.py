@@ -72,6 +72,7 @@ def encode_event(event: OrderEvent, origin: str) -> str:
             "status": event.status.value,
             "timestamp": event.timestamp.isoformat(),
             "data": event.data,
+            "clientOrderId": event.client_order_id,
         }
     )
 
@@ -85,6 +86,7 @@ def decode_event(payload: str | bytes) -> tuple[str, OrderEvent]:
         status=OrderStatus(raw["status"]),
         timestamp=datetime.fromisoformat(raw["timestamp"]),
         data=raw["data"],
+        client_order_id=raw.get("clientOrderId"),
     )
     return raw["origin"], event
 

@@ -22,6 +22,11 @@ _TIMESTAMP = {"type": "string", "format": "date-time", "examples": ["2026-11-24T
 _NULLABLE_STRING = {"type": ["string", "null"]}
 _TOKEN = {"type": "string", "enum": list(TOKENS)}
 _UUID_PATTERN = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
+_CLIENT_ORDER_ID = {
+    "type": "string",
+    "pattern": r"^[A-Za-z0-9._:-]{1,64}$",
+    "description": "the client's own name for the order, unique per wallet",
+}
 _WALLET = {
     "type": "string",
     "pattern": r"^[1-9A-HJ-NP-Za-km-z]{32,44}$",
@@ -41,7 +46,8 @@ _ERROR_MEANINGS = {
     400: "invalid_json, validation_error or invalid_order_id",
     401: "unauthorized: API_KEYS is set and the request has no valid X-API-Key",
     404: "order_not_found, or not_found for an unknown route",
-    409: "status_conflict or idempotency_in_progress",
+    409: "status_conflict, idempotency_in_progress, or duplicate_client_order_id (with the "
+    "orderId of the order that has the clientOrderId already)",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "idempotency_key_reused",
@@ -81,6 +87,11 @@ COMPONENTS: dict[str, Schema] = {
                 "properties": {
                     "code": {"type": "string"},
                     "message": {"type": "string"},
+                    "orderId": {
+                        "type": "string",
+                        "format": "uuid",
+                        "description": "duplicate_client_order_id: the order of that name",
+                    },
                     "details": {
                         "type": "array",
                         "items": {
@@ -112,6 +123,7 @@ COMPONENTS: dict[str, Schema] = {
             "slippageBps": {"type": "integer", "minimum": 0, "maximum": 5000, "default": 50},
             "limitPrice": {"oneOf": [{"type": "number"}, {"type": "string"}]},
             "expiresAt": {"type": "string", "format": "date-time"},
+            "clientOrderId": _CLIENT_ORDER_ID,
         },
     },
     "Order": {
@@ -150,6 +162,7 @@ COMPONENTS: dict[str, Schema] = {
             "failureReason": _NULLABLE_STRING,
             "createdAt": _TIMESTAMP,
             "updatedAt": _TIMESTAMP,
+            "clientOrderId": {"oneOf": [_CLIENT_ORDER_ID, {"type": "null"}]},
         },
     },
     "AcceptedOrder": {
@@ -172,6 +185,7 @@ COMPONENTS: dict[str, Schema] = {
             "seq": {"type": "integer", "minimum": 1},
             "timestamp": _TIMESTAMP,
             "data": {"type": "object"},
+            "clientOrderId": {**_CLIENT_ORDER_ID, "description": "only if the order has one"},
         },
     },
     "Quote": {
@@ -225,6 +239,28 @@ COMPONENTS: dict[str, Schema] = {
 
 _ORDER_BODY = {"required": True, "content": {"application/json": {"schema": _ref("OrderBody")}}}
 
+_RATELIMIT_HEADERS = {
+    "RateLimit-Policy": {
+        "description": 'each configured submission limit, e.g. "wallet";q=60;w=60 '
+        "(IETF RateLimit headers); absent when none is configured",
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": 'what is left of each limit, e.g. "wallet";r=12;t=41 (remaining, '
+        "seconds until the window ends); absent when none is configured",
+        "schema": {"type": "string"},
+    },
+}
+
+
+def _limited(responses: dict[str, Schema]) -> dict[str, Schema]:
+    """The order POSTs' answers that went through the submission limits carry them."""
+    for status in ("201", "202", "429"):
+        if status in responses:
+            responses[status] = {**responses[status], "headers": _RATELIMIT_HEADERS}
+    return responses
+
+
 _READINESS = {
     "200": _json(_ref("Health"), "every check passes"),
     "503": _json(_ref("Health"), "a check failed (named down); has Retry-After"),
@@ -242,10 +278,12 @@ PATHS: dict[str, Schema] = {
             "operationId": "createOrder",
             "parameters": [_IDEMPOTENCY_KEY],
             "requestBody": _ORDER_BODY,
-            "responses": {
-                "201": _json(_ref("Order"), "the pending order"),
-                **_errors(400, 409, 413, 415, 422, 429, 503),
-            },
+            "responses": _limited(
+                {
+                    "201": _json(_ref("Order"), "the pending order"),
+                    **_errors(400, 409, 413, 415, 422, 429, 503),
+                }
+            ),
         }
     },
     "/api/orders/execute": {
@@ -254,10 +292,12 @@ PATHS: dict[str, Schema] = {
             "operationId": "executeNewOrder",
             "parameters": [_IDEMPOTENCY_KEY],
             "requestBody": _ORDER_BODY,
-            "responses": {
-                "202": _json(_ref("AcceptedOrder"), "the queued order and its socket"),
-                **_errors(400, 409, 413, 415, 422, 429, 503),
-            },
+            "responses": _limited(
+                {
+                    "202": _json(_ref("AcceptedOrder"), "the queued order and its socket"),
+                    **_errors(400, 409, 413, 415, 422, 429, 503),
+                }
+            ),
         },
         "get": {
             "summary": "The execute socket (GET with Upgrade: websocket)",
@@ -341,6 +381,12 @@ PATHS: dict[str, Schema] = {
                     "name": "status",
                     "in": "query",
                     "schema": {"type": "string", "enum": [s.value for s in OrderStatus]},
+                },
+                {
+                    "name": "clientOrderId",
+                    "in": "query",
+                    "description": "only the wallet's order of this clientOrderId (one at most)",
+                    "schema": _CLIENT_ORDER_ID,
                 },
             ],
             "responses": {

@@ -44,8 +44,9 @@ def order_json(order: Order) -> dict[str, Any]:
 
 
 def event_message(event: OrderEvent) -> dict[str, Any]:
-    """A status event as every socket sends it and /events lists it."""
-    return {
+    """A status event as every socket sends it and /events lists it; `clientOrderId`
+    only for an order that has one."""
+    message = {
         "type": "status",
         "orderId": str(event.order_id),
         "status": event.status.value,
@@ -53,6 +54,9 @@ def event_message(event: OrderEvent) -> dict[str, Any]:
         "timestamp": timestamp_str(event.timestamp),
         "data": event.data,
     }
+    if event.client_order_id is not None:
+        message["clientOrderId"] = event.client_order_id
+    return message
 
 
 def encode_cursor(cursor: WalletCursor) -> str:

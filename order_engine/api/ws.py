@@ -15,6 +15,7 @@ from order_engine.api.errors import (
     ApiError,
     FieldError,
     error_body,
+    from_domain_error,
     validation_error,
 )
 from order_engine.api.orders_service import OrderService
@@ -27,7 +28,7 @@ from order_engine.api.schemas import (
 )
 from order_engine.api.serialize import event_message, order_json
 from order_engine.appkeys import HUB, ORDERS, SETTINGS, WEBSOCKETS, WS_CLIENTS
-from order_engine.domain.errors import OrderNotFound, RateLimited
+from order_engine.domain.errors import ClientOrderIdInUse, OrderNotFound, RateLimited
 from order_engine.domain.orders import OrderEvent
 from order_engine.hub import SubscriberDropped, Subscription
 from order_engine.outage import DEPENDENCY_ERRORS
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 
 CLOSE_BAD_REQUEST = 4400
 CLOSE_NOT_FOUND = 4404
-CLOSE_RATE_LIMITED = 4429
 FIRST_MESSAGE_TIMEOUT_S = 30.0
 
 
@@ -46,9 +46,10 @@ async def _close_with_error(
     message: str,
     close_code: int,
     details: Sequence[FieldError] = (),
+    fields: dict[str, str] | None = None,
 ) -> None:
     """One error message in the API's error fields, then the close."""
-    error = error_body(code, message, details)["error"]
+    error = error_body(code, message, details, fields)["error"]
     assert isinstance(error, dict)
     await ws.send_json({"type": "error", **error})
     await ws.close(code=close_code, message=code.encode()[:123])
@@ -185,9 +186,13 @@ async def _execute_order(request: web.Request, ws: web.WebSocketResponse) -> Non
         await _close_with_error(ws, exc.code, exc.message, CLOSE_BAD_REQUEST, exc.details)
         return
     try:
-        order = await request.app[ORDERS].place(new, execute=True)
-    except RateLimited as exc:
-        await _close_with_error(ws, "rate_limited", str(exc), CLOSE_RATE_LIMITED)
+        order = (await request.app[ORDERS].place(new, execute=True)).order
+    except (RateLimited, ClientOrderIdInUse) as exc:
+        refusal = from_domain_error(exc)
+        # 4429, 4409: the HTTP status in the range of application close codes.
+        await _close_with_error(
+            ws, refusal.code, refusal.message, 4000 + refusal.status, fields=refusal.fields
+        )
         return
     await ws.send_json({"type": "accepted", "order": order_json(order)})
     await _relay_order(request, ws, order.id, 0)

@@ -103,6 +103,7 @@ class Order:
     failure_reason: str | None
     created_at: datetime
     updated_at: datetime
+    client_order_id: str | None = None
 
 
 @attrs.frozen
@@ -117,6 +118,8 @@ class NewOrder:
     slippage_bps: int
     limit_price: Decimal | None
     expires_at: datetime | None
+    client_order_id: str | None = None
+    """The client's own name for the order, unique per wallet."""
 
 
 @attrs.frozen
@@ -127,6 +130,7 @@ class OrderEvent:
     status: OrderStatus
     timestamp: datetime
     data: dict[str, Any]
+    client_order_id: str | None = None
 
 
 @attrs.frozen

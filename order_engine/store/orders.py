@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import attrs
 
-from order_engine.domain.errors import OrderNotFound, StatusConflict
+from order_engine.domain.errors import ClientOrderIdInUse, OrderNotFound, StatusConflict
 from order_engine.domain.orders import (
     Changes,
     NewOrder,
@@ -27,15 +27,17 @@ from order_engine.hub import Hub
 _ORDER_COLUMNS = """
     id, type, status, user_wallet, input_token, output_token, input_amount, slippage_bps,
     limit_price, expires_at, dex, quoted_amount_out, min_amount_out, amount_out,
-    executed_price, tx_hash, attempts, failure_code, failure_reason, created_at, updated_at
+    executed_price, tx_hash, attempts, failure_code, failure_reason, created_at, updated_at,
+    client_order_id
 """
 
 _INSERT_ORDER = f"""
 WITH new AS (
     INSERT INTO orders (id, type, status, user_wallet, input_token, output_token,
-                        input_amount, slippage_bps, limit_price, expires_at, queued_at, last_seq)
+                        input_amount, slippage_bps, limit_price, expires_at, queued_at, last_seq,
+                        client_order_id)
     VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9,
-            CASE WHEN $10::boolean THEN now() END, 1)
+            CASE WHEN $10::boolean THEN now() END, 1, $11)
     RETURNING *
 ), event AS (
     INSERT INTO order_events (order_id, seq, status, data, created_at)
@@ -89,25 +91,31 @@ LIMIT $2
 """
 
 _LIST_EVENTS = """
-SELECT e.order_id, o.user_wallet, e.seq, e.status, e.data, e.created_at
+SELECT e.order_id, o.user_wallet, e.seq, e.status, e.data, e.created_at, o.client_order_id
 FROM order_events e JOIN orders o ON o.id = e.order_id
 WHERE e.order_id = $1 AND e.seq > $2
 ORDER BY e.seq
 """
 
 
-def _wallet_orders_query(*, status: bool, after: bool) -> str:
-    """A page of a wallet's orders: $1 wallet, $2 limit, then status, then the keyset.
+def _wallet_orders_query(*, status: bool, after: bool, client: bool) -> str:
+    """A page of a wallet's orders: $1 wallet, $2 limit, then status, then clientOrderId,
+    then the keyset.
 
     Each shape is its own statement, so that each plans as one range of an index
-    (orders_wallet_created_idx, or orders_wallet_status_created_idx with a status).
+    (orders_wallet_created_idx, or orders_wallet_status_created_idx with a status, or
+    one row of orders_wallet_client_order_id_key with a clientOrderId).
     """
     conditions = ["user_wallet = $1"]
+    arg = 3
     if status:
-        conditions.append("status = $3")
+        conditions.append(f"status = ${arg}")
+        arg += 1
+    if client:
+        conditions.append(f"client_order_id = ${arg}")
+        arg += 1
     if after:
-        first = 4 if status else 3
-        conditions.append(f"(created_at, id) < (${first}, ${first + 1})")
+        conditions.append(f"(created_at, id) < (${arg}, ${arg + 1})")
     return f"""
 SELECT {_ORDER_COLUMNS} FROM orders
 WHERE {" AND ".join(conditions)}
@@ -117,10 +125,16 @@ LIMIT $2
 
 
 WALLET_ORDER_QUERIES = {
-    (status, after): _wallet_orders_query(status=status, after=after)
+    (status, after, client): _wallet_orders_query(status=status, after=after, client=client)
     for status in (False, True)
     for after in (False, True)
+    for client in (False, True)
 }
+
+_CLIENT_ORDER_ID = """
+SELECT id FROM orders WHERE user_wallet = $1 AND client_order_id = $2
+"""
+_CLIENT_ORDER_ID_KEY = "orders_wallet_client_order_id_key"
 
 
 # Marks a created (pending, never queued) order as queued; of concurrent callers exactly
@@ -180,6 +194,7 @@ def _order(row: asyncpg.Record) -> Order:
         failure_reason=row["failure_reason"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        client_order_id=row["client_order_id"],
     )
 
 
@@ -191,6 +206,7 @@ def _event(row: asyncpg.Record) -> OrderEvent:
         status=OrderStatus(row["status"]),
         timestamp=row["created_at"],
         data=row["data"],
+        client_order_id=row["client_order_id"],
     )
 
 
@@ -223,21 +239,33 @@ class OrderStore:
             await self._hub.publish(event)
 
     async def insert_order(self, new: NewOrder, *, queued: bool) -> tuple[Order, OrderEvent]:
-        """Persist a pending order and its first event; `queued` marks it for execution."""
+        """Persist a pending order and its first event; `queued` marks it for execution.
+
+        Raises ClientOrderIdInUse when the wallet has an order of that clientOrderId.
+        """
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
-            row = await conn.fetchrow(
-                _INSERT_ORDER,
-                uuid.uuid4(),
-                new.type.value,
-                new.user_wallet,
-                new.input_token,
-                new.output_token,
-                new.input_amount,
-                new.slippage_bps,
-                new.limit_price,
-                new.expires_at,
-                queued,
-            )
+            try:
+                row = await conn.fetchrow(
+                    _INSERT_ORDER,
+                    uuid.uuid4(),
+                    new.type.value,
+                    new.user_wallet,
+                    new.input_token,
+                    new.output_token,
+                    new.input_amount,
+                    new.slippage_bps,
+                    new.limit_price,
+                    new.expires_at,
+                    queued,
+                    new.client_order_id,
+                )
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name != _CLIENT_ORDER_ID_KEY or new.client_order_id is None:
+                    raise
+                existing = await conn.fetchval(
+                    _CLIENT_ORDER_ID, new.user_wallet, new.client_order_id
+                )
+                raise ClientOrderIdInUse(new.client_order_id, existing) from None
         assert row is not None
         order = _order(row)
         event = OrderEvent(
@@ -247,6 +275,7 @@ class OrderStore:
             status=OrderStatus.PENDING,
             timestamp=order.created_at,
             data={},
+            client_order_id=order.client_order_id,
         )
         await self._committed(order, event, None)
         return order, event
@@ -327,6 +356,7 @@ class OrderStore:
             status=status,
             timestamp=order.updated_at,
             data=event_data,
+            client_order_id=order.client_order_id,
         )
         return order, event
 
@@ -372,14 +402,20 @@ class OrderStore:
         limit: int,
         after: WalletCursor | None = None,
         status: OrderStatus | None = None,
+        client_order_id: str | None = None,
     ) -> list[Order]:
-        """A wallet's orders, newest first, starting after `after`, only in `status` if given."""
+        """A wallet's orders, newest first, starting after `after`, only in `status` and
+        of `client_order_id` if given."""
         args: list[object] = [wallet, limit]
         if status is not None:
             args.append(status.value)
+        if client_order_id is not None:
+            args.append(client_order_id)
         if after is not None:
             args.extend((after.created_at, after.order_id))
-        query = WALLET_ORDER_QUERIES[status is not None, after is not None]
+        query = WALLET_ORDER_QUERIES[
+            status is not None, after is not None, client_order_id is not None
+        ]
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
             rows = await conn.fetch(query, *args)
         return [_order(r) for r in rows]
