@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -122,3 +126,35 @@ async def test_every_series_is_namespaced_or_standard_and_none_is_created(client
     ):
         assert standard in names, standard
     assert "order_engine_orders_accepted_total" in names
+
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "order-engine.json"
+SERIES = re.compile(r"\b((?:order_engine|process|python)_[a-z_]+)\b")
+
+
+def _exported(found: list[Metric]) -> set[str]:
+    """Every series name a query may use: each sample's, and each family's own names,
+    since a labelled counter or histogram has no samples until it is first observed."""
+    names = {s.name for family in found for s in family.samples}
+    for family in found:
+        names.add(family.name)
+        if family.type == "counter":
+            names.add(f"{family.name}_total")
+        if family.type == "histogram":
+            names.update(f"{family.name}_{part}" for part in ("bucket", "count", "sum"))
+    return names
+
+
+async def test_the_grafana_dashboard_queries_only_series_the_engine_exports(
+    client: Client,
+) -> None:
+    """A renamed metric must not leave a dashboard panel silently empty."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+        for name in SERIES.findall(target["expr"])
+    }
+    assert len(queried) >= 10
+    assert queried - _exported(await families(client)) == set()
