@@ -10,13 +10,15 @@
 #     PY=$OLDPWD/.venv/bin/python LABEL=main OUT=$OLDPWD/bench-sweep.jsonl \
 #     $OLDPWD/loadtest/bench_sweep.sh
 # DATABASE_URL and REDIS_URL name the servers; each run gets its own REDIS_PREFIX.
+# CONCURRENCIES and RATES (either may be empty) choose the loads; ORDERS the orders of a
+# closed-loop run (an open-loop run sends four seconds' worth).
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 OUT=${OUT:-bench-sweep.jsonl}
 RUNS=${RUNS:-3}
 LABEL=${LABEL:-$(git rev-parse --short HEAD)}
-CONCURRENCIES=${CONCURRENCIES:-10 25 50 100 200}
-RATES=${RATES:-50 100 200 300 400}
+CONCURRENCIES=${CONCURRENCIES-10 25 50 100 200}
+RATES=${RATES-50 100 200 300 400}
 
 run() {  # bench.py arguments...
   for run in $(seq 1 "$RUNS"); do
@@ -26,5 +28,5 @@ run() {  # bench.py arguments...
   done
 }
 
-for c in $CONCURRENCIES; do run --orders 600 --concurrency "$c"; done
+for c in $CONCURRENCIES; do run --orders "${ORDERS:-600}" --concurrency "$c"; done
 for r in $RATES; do run --orders $(( r * 4 )) --rate "$r"; done
