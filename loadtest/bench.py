@@ -164,17 +164,39 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     return {"p50": rank(0.50), "p90": rank(0.90), "p99": rank(0.99), "max": round(ordered[-1], 1)}
 
 
-def peak_rss_mib(pid: int | None) -> float | None:
+def server_pids(pid: int | None) -> list[int]:
+    """The server's process and, when it runs several, its children."""
     if pid is None:
-        return None
+        return []
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return None
+        return [pid]
+    return [pid, *map(int, children)]
+
+
+def peak_rss_mib(pids: list[int]) -> float | None:
+    """The peak resident memory of the server's processes, summed."""
+    peaks = []
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        peaks += [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")]
+    return round(sum(peaks) / 1024, 1) if peaks else None
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU the server's processes have used so far."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -205,6 +227,7 @@ async def spawn_server(args: argparse.Namespace) -> AsyncIterator[Spawned]:
             "MOCK_DEX_QUOTE_DELAY_MS": str(args.quote_delay_ms),
             "MOCK_DEX_EXECUTION_DELAY_MS": str(args.execution_delay_ms),
             "MOCK_DEX_FAILURE_RATE": str(args.failure_rate),
+            "CHAIN_SLOT_MS": str(args.chain_slot_ms),
             # Every wallet's socket comes from this one address; the per-address cap that
             # protects a real deployment (100) would refuse some of them.
             "WS_MAX_PER_CLIENT": str(max(1000, args.wallets)),
@@ -214,6 +237,8 @@ async def spawn_server(args: argparse.Namespace) -> AsyncIterator[Spawned]:
             "-m",
             "order_engine",
             "serve",
+            "--processes",
+            str(args.processes),
             env=env,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
@@ -310,7 +335,11 @@ async def drive(args: argparse.Namespace, base_url: str) -> tuple[list[Outcome],
 
 
 def summary(
-    args: argparse.Namespace, outcomes: list[Outcome], elapsed: float, rss: float | None
+    args: argparse.Namespace,
+    outcomes: list[Outcome],
+    elapsed: float,
+    rss: float | None,
+    cpu_s: float | None,
 ) -> dict[str, Any]:
     failures = collections.Counter(o.failure for o in outcomes if o.failure is not None)
     terminal = sum(o.status in TERMINAL for o in outcomes)
@@ -329,6 +358,9 @@ def summary(
         "failures": dict(sorted(failures.items())),
         "not_terminal": sum(o.status not in TERMINAL and o.failure is None for o in outcomes),
         "server_peak_rss_mib": rss,
+        "server_cpu_ms_per_order": round(cpu_s * 1000 / terminal, 3)
+        if cpu_s and terminal
+        else None,
         "server": (
             {
                 "spawned": True,
@@ -336,6 +368,8 @@ def summary(
                 "quote_delay_ms": args.quote_delay_ms,
                 "execution_delay_ms": args.execution_delay_ms,
                 "failure_rate": args.failure_rate,
+                "chain_slot_ms": args.chain_slot_ms,
+                "processes": args.processes,
             }
             if args.spawn
             else {"spawned": False}
@@ -344,15 +378,19 @@ def summary(
     }
 
 
+async def measured(args: argparse.Namespace, base_url: str, pid: int | None) -> dict[str, Any]:
+    pids = server_pids(pid)
+    cpu_before = cpu_seconds(pids)
+    outcomes, elapsed = await drive(args, base_url)
+    cpu_s = cpu_seconds(pids) - cpu_before if pids else None
+    return summary(args, outcomes, elapsed, peak_rss_mib(pids), cpu_s)
+
+
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     if args.spawn:
         async with spawn_server(args) as server:
-            outcomes, elapsed = await drive(args, server.base_url)
-            rss = peak_rss_mib(server.process.pid)
-    else:
-        outcomes, elapsed = await drive(args, args.base_url)
-        rss = peak_rss_mib(args.server_pid)
-    return summary(args, outcomes, elapsed, rss)
+            return await measured(args, server.base_url, server.process.pid)
+    return await measured(args, args.base_url, args.server_pid)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -376,6 +414,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     spawn.add_argument("--quote-delay-ms", type=int, default=200)
     spawn.add_argument("--execution-delay-ms", type=int, default=2500)
     spawn.add_argument("--failure-rate", type=float, default=0.0)
+    spawn.add_argument("--chain-slot-ms", type=int, default=400)
+    spawn.add_argument("--processes", type=int, default=1)
     return parser.parse_args(argv)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -21,11 +22,12 @@ from order_engine.config import ConfigError, Settings, load_settings, write_sett
 from order_engine.embedded import EmbeddedUnavailable, embedded_services
 from order_engine.logs import ACCESS_LOGGER, configure_logging
 from order_engine.migrations import migrate
+from order_engine.processes import run_processes
 
 log = logging.getLogger("order_engine")
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
     """Run until SIGTERM or SIGINT, then shut down in order: stop accepting connections,
     close sockets (1001), let workers finish up to the deadline, close pools."""
     applied = await migrate(settings.database_url)
@@ -38,7 +40,7 @@ async def serve(settings: Settings) -> None:
         access_log=logging.getLogger(ACCESS_LOGGER),
     )
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
     await site.start()
     log.info("order engine listening on http://%s:%s", settings.host, settings.port)
 
@@ -85,7 +87,16 @@ def dev(settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="order-engine", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="apply migrations, then run the API and the workers")
+    serve_command = commands.add_parser(
+        "serve", help="apply migrations, then run the API and the workers"
+    )
+    serve_command.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="engine processes sharing the port (SO_REUSEPORT), restarted if one dies",
+    )
     commands.add_parser("migrate", help="apply pending SQL migrations and exit")
     commands.add_parser("dev", help="serve under aiohttp-devtools, restarting on code changes")
     settings_docs = commands.add_parser(
@@ -108,20 +119,35 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         # Migrating needs only PostgreSQL.
         settings = attrs.evolve(settings, embedded_redis=False)
+    if args.command == "serve" and args.processes < 1:
+        parser.error("--processes must be 1 or more")
     try:
-        with (
-            embedded_services(settings) as settings,
-            asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
-        ):
+        with embedded_services(settings) as settings:
             if args.command == "dev":
                 return dev(settings)
             if args.command == "migrate":
-                applied = runner.run(migrate(settings.database_url))
+                with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                    applied = runner.run(migrate(settings.database_url))
                 done = ", ".join(applied) or "none pending"
                 print(f"applied {len(applied)} migration(s): {done}")
+            elif args.processes == 1:
+                _serve_in_this_process(settings)
             else:
-                runner.run(serve(settings))
+                return run_processes(args.processes, functools.partial(_child, settings))
     except EmbeddedUnavailable as exc:
         print(f"order-engine: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _serve_in_this_process(settings: Settings, *, reuse_port: bool = False) -> int:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(settings, reuse_port=reuse_port))
+    return 0
+
+
+def _child(settings: Settings, index: int) -> int:
+    """One of several engine processes: its own consumer name if one was set."""
+    if settings.worker_id:
+        settings = attrs.evolve(settings, worker_id=f"{settings.worker_id}-{index}")
+    return _serve_in_this_process(settings, reuse_port=True)

@@ -156,7 +156,7 @@ _SERVER = "Server"
 _DB = "PostgreSQL"
 _REDIS = "Redis"
 _WORK = "Workers and recovery"
-_DEX = "Simulated DEXs"
+_DEX = "Simulated DEXs and chain"
 _API = "API limits and access"
 _LOGS = "Logs"
 
@@ -289,14 +289,14 @@ class Settings:
         "MOCK_DEX_EXECUTION_DELAY_MS",
         2500,
         integer(low=0),
-        "time a DEX takes to execute a swap",
+        "how long a sent transaction waits before a slot may apply it",
         section=_DEX,
     )
     mock_dex_failure_rate: float = setting(
         "MOCK_DEX_FAILURE_RATE",
         0.05,
         number(high=1.0),
-        "share of swaps a DEX refuses (a transient failure)",
+        "share of transactions the DEX refuses (a transient failure)",
         section=_DEX,
     )
     mock_dex_seed: int | None = setting(
@@ -308,6 +308,27 @@ class Settings:
     )
     quote_timeout_ms: int = setting(
         "QUOTE_TIMEOUT_MS", 1000, integer(), "longest wait for one quote", section=_DEX
+    )
+    chain_slot_ms: int = setting(
+        "CHAIN_SLOT_MS",
+        400,
+        integer(),
+        "the shared chain closes a slot this often (one process at a time)",
+        section=_DEX,
+    )
+    chain_tx_expiry_slots: int = setting(
+        "CHAIN_TX_EXPIRY_SLOTS",
+        150,
+        integer(),
+        "a transaction not applied within this many slots of its build never lands",
+        section=_DEX,
+    )
+    chain_slot_max_txs: int = setting(
+        "CHAIN_SLOT_MAX_TXS",
+        5000,
+        integer(),
+        "transactions one slot applies at most",
+        section=_DEX,
     )
     price_walk_interval_ms: int = setting(
         "PRICE_WALK_INTERVAL_MS",

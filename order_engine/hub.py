@@ -1,30 +1,41 @@
 """Publish/subscribe of status events, per order and per wallet, relayed between processes.
 
-Events are delivered to local subscribers at once and published on a Redis channel; each
-process's relay delivers what other processes published. A subscriber whose buffer is
-full is dropped, never waited for: Postgres keeps every event, so it can catch up by
-replay.
+Each event is encoded once, into the message every socket sends, and delivered to local
+subscribers at once; a batch of events then goes to the other processes as one Redis
+message, and each process's relay delivers what the others published. A subscriber
+whose buffer is full is dropped, never waited for: Postgres keeps every event, so it can
+catch up by replay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
-from collections.abc import Hashable, Iterator
-from datetime import datetime
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
+import attrs
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from order_engine.domain.orders import OrderEvent, OrderStatus
+from order_engine.domain.events import OrderEvent
 
 log = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
+
+
+@attrs.frozen
+class Delivery:
+    """An event as subscribers get it: enough to order it, and its message, encoded."""
+
+    order_id: uuid.UUID
+    wallet: str
+    seq: int
+    terminal: bool
+    text: str
 
 
 class SubscriberDropped(Exception):
@@ -33,14 +44,14 @@ class SubscriberDropped(Exception):
 
 class Subscription:
     def __init__(self, buffer_size: int) -> None:
-        self._events: asyncio.Queue[OrderEvent] = asyncio.Queue(maxsize=buffer_size)
+        self._events: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=buffer_size)
         self._dropped = False
 
     @property
     def dropped(self) -> bool:
         return self._dropped
 
-    def deliver(self, event: OrderEvent) -> bool:
+    def deliver(self, event: Delivery) -> bool:
         """Buffer `event`; False (and the subscription is dropped) when the buffer is full."""
         if self.dropped:
             return False
@@ -51,7 +62,7 @@ class Subscription:
             return False
         return True
 
-    async def get(self) -> OrderEvent:
+    async def get(self) -> Delivery:
         """The next event; raises SubscriberDropped once the subscriber has overflowed.
 
         A subscriber is only dropped while its buffer is full, so it is never blocked
@@ -62,45 +73,52 @@ class Subscription:
         return await self._events.get()
 
 
-def encode_event(event: OrderEvent, origin: str) -> str:
-    return json.dumps(
-        {
-            "origin": origin,
-            "orderId": str(event.order_id),
-            "wallet": event.user_wallet,
-            "seq": event.seq,
-            "status": event.status.value,
-            "timestamp": event.timestamp.isoformat(),
-            "data": event.data,
-            "clientOrderId": event.client_order_id,
-        }
-    )
+def encode_relay(origin: str, deliveries: Iterable[Delivery]) -> str:
+    """One line for the origin, then one per event: wallet, order, seq, terminal, message.
+    Messages are compact JSON, whose strings escape every newline and tab."""
+    lines = [origin]
+    lines += [f"{d.wallet}\t{d.order_id}\t{d.seq}\t{int(d.terminal)}\t{d.text}" for d in deliveries]
+    return "\n".join(lines)
 
 
-def decode_event(payload: str | bytes) -> tuple[str, OrderEvent]:
-    raw = json.loads(payload)
-    event = OrderEvent(
-        order_id=uuid.UUID(raw["orderId"]),
-        user_wallet=raw["wallet"],
-        seq=raw["seq"],
-        status=OrderStatus(raw["status"]),
-        timestamp=datetime.fromisoformat(raw["timestamp"]),
-        data=raw["data"],
-        client_order_id=raw.get("clientOrderId"),
-    )
-    return raw["origin"], event
+def decode_relay(payload: str | bytes) -> tuple[str, list[Delivery]]:
+    text = payload.decode() if isinstance(payload, bytes) else payload
+    origin, *lines = text.split("\n")
+    deliveries = []
+    for line in lines:
+        wallet, order_id, seq, terminal, message = line.split("\t", 4)
+        deliveries.append(Delivery(uuid.UUID(order_id), wallet, int(seq), terminal == "1", message))
+    return origin, deliveries
 
 
 class Hub:
-    def __init__(self, redis: aioredis.Redis, channel: str, *, buffer_size: int) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        channel: str,
+        *,
+        buffer_size: int,
+        encode: Callable[[OrderEvent], str],
+    ) -> None:
         self._redis = redis
         self._channel = channel
         self._buffer_size = buffer_size
+        self._encode = encode
         self._origin = uuid.uuid4().hex
         self._by_order: dict[uuid.UUID, set[Subscription]] = {}
         self._by_wallet: dict[str, set[Subscription]] = {}
         self._relay_task: asyncio.Task[None] | None = None
         self._relay_ready = asyncio.Event()
+
+    @staticmethod
+    def delivery_of(event: OrderEvent, encode: Callable[[OrderEvent], str]) -> Delivery:
+        return Delivery(
+            event.order_id, event.user_wallet, event.seq, event.status.is_terminal, encode(event)
+        )
+
+    def delivery(self, event: OrderEvent) -> Delivery:
+        """The event as subscribers get it, encoded once."""
+        return self.delivery_of(event, self._encode)
 
     @contextlib.contextmanager
     def subscribe_order(self, order_id: uuid.UUID) -> Iterator[Subscription]:
@@ -131,21 +149,27 @@ class Hub:
             len(s) for s in self._by_wallet.values()
         )
 
-    def deliver_local(self, event: OrderEvent) -> None:
-        targets = self._by_order.get(event.order_id, set()) | self._by_wallet.get(
-            event.user_wallet, set()
-        )
-        for sub in targets:
-            if not sub.deliver(event):
-                log.warning("dropped a slow subscriber of order %s", event.order_id)
+    def deliver_local(self, delivery: Delivery) -> None:
+        by_order = self._by_order.get(delivery.order_id)
+        by_wallet = self._by_wallet.get(delivery.wallet)
+        if not (by_order or by_wallet):
+            return
+        for sub in (by_order or set()) | (by_wallet or set()):
+            if not sub.deliver(delivery):
+                log.warning("dropped a slow subscriber of order %s", delivery.order_id)
 
-    async def publish(self, event: OrderEvent) -> None:
-        """Deliver here, then relay to other processes; a Redis outage costs only the relay."""
-        self.deliver_local(event)
+    async def publish(self, events: Sequence[OrderEvent]) -> None:
+        """Deliver here, then relay to the other processes in one message; a Redis outage
+        costs only the relay."""
+        deliveries = [self.delivery(e) for e in events]
+        for delivery in deliveries:
+            self.deliver_local(delivery)
+        if not deliveries:
+            return
         try:
-            await self._redis.publish(self._channel, encode_event(event, self._origin))
+            await self._redis.publish(self._channel, encode_relay(self._origin, deliveries))
         except (RedisError, OSError) as exc:
-            log.warning("could not relay event %s#%s: %s", event.order_id, event.seq, exc)
+            log.warning("could not relay %d events: %s", len(deliveries), exc)
 
     async def start(self) -> None:
         self._relay_task = asyncio.create_task(self._relay(), name="hub-relay")
@@ -165,9 +189,10 @@ class Hub:
                 await pubsub.subscribe(self._channel)
                 self._relay_ready.set()
                 async for message in pubsub.listen():
-                    origin, event = decode_event(message["data"])
+                    origin, deliveries = decode_relay(message["data"])
                     if origin != self._origin:
-                        self.deliver_local(event)
+                        for delivery in deliveries:
+                            self.deliver_local(delivery)
             except (RedisError, OSError) as exc:
                 log.warning("hub relay lost Redis (%s); resubscribing", exc)
                 self._relay_ready.set()

@@ -7,6 +7,7 @@ has them. No `_created` series: they double the output and no dashboard reads th
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from prometheus_client import (
@@ -21,7 +22,8 @@ from prometheus_client import (
     generate_latest,
 )
 
-from order_engine.domain.orders import FailureCode, Order, OrderEvent
+from order_engine.domain.events import Failed, OrderEvent, RetryScheduled
+from order_engine.domain.orders import FailureCode, Order
 
 # Seconds; the simulated DEX takes 0.2 s to quote and 2.5 s to execute by default.
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -108,6 +110,20 @@ class Metrics:
             namespace=NAMESPACE,
             registry=self.registry,
         )
+        self.slot_duration = Histogram(
+            "chain_slot_duration_seconds",
+            "Time this process took to close a slot of the simulated chain and hand it on",
+            buckets=STEP_BUCKETS,
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.chain_transactions = Counter(
+            "chain_transactions",
+            "Transactions this process's slots applied or expired, by outcome",
+            ["status"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
         self.websockets = Gauge(
             "websockets_open",
             "WebSockets open on this process",
@@ -118,15 +134,21 @@ class Metrics:
     def accepted(self, *, queued: bool) -> None:
         self.orders_accepted.labels(mode="queued" if queued else "created").inc()
 
+    def slot_closed(self, seconds: float, statuses: Iterable[str]) -> None:
+        self.slot_duration.observe(seconds)
+        for status in statuses:
+            self.chain_transactions.labels(status=status).inc()
+
     def transition(self, order: Order, event: OrderEvent, since: datetime | None) -> None:
         """Observe a committed status change; `since` is when the previous status began."""
         if since is not None:
             self.step_duration.labels(status=event.status.value).observe(
                 max((event.timestamp - since).total_seconds(), 0.0)
             )
-        if "retryInMs" in event.data:
-            self.retries.labels(code=event.data.get("code", "unknown")).inc()
-        if event.data.get("code") == FailureCode.DEAD_LETTERED and event.status.is_terminal:
+        data = event.data
+        if isinstance(data, RetryScheduled):
+            self.retries.labels(code=data.code).inc()
+        if isinstance(data, Failed) and data.code == FailureCode.DEAD_LETTERED:
             self.dead_letters.inc()
         if event.status.is_terminal:
             self.orders_finished.labels(status=event.status.value, dex=order.dex or "none").inc()

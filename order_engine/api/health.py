@@ -19,7 +19,8 @@ async def readyz(request: web.Request) -> web.Response:
     """200 when every check passes, else 503 naming each check that failed."""
     report = await request.app[HEALTH].check()
     body: dict[str, object] = {"status": "ok" if report.ok else "degraded"}
-    body.update({name: "ok" if ok else "down" for name, ok in report.checks.items()})
+    body.update(report.checks)
+    body.update(report.figures)
     body.update(
         {
             "queueDepth": report.queue_depth,

@@ -223,12 +223,27 @@ COMPONENTS: dict[str, Schema] = {
     },
     "Health": {
         "type": "object",
-        "description": "One key per readiness check (postgres, redis, …): ok or down",
-        "required": ["status", "postgres", "redis", "queueDepth", "inFlight", "websockets"],
+        "description": "One key per readiness check (postgres, redis, chain): ok, or down "
+        "(chain: stalled); chainSlot is the slot this process's view of the chain is at",
+        "required": [
+            "status",
+            "postgres",
+            "redis",
+            "chain",
+            "chainSlot",
+            "queueDepth",
+            "inFlight",
+            "websockets",
+        ],
         "properties": {
             "status": {"enum": ["ok", "degraded"]},
             "postgres": {"enum": ["ok", "down"]},
             "redis": {"enum": ["ok", "down"]},
+            "chain": {
+                "enum": ["ok", "stalled"],
+                "description": "stalled: no slot of the shared chain reached this process lately",
+            },
+            "chainSlot": {"type": "integer", "description": "the slot this process's view is at"},
             "queueDepth": {"type": ["integer", "null"]},
             "inFlight": {"type": "integer"},
             "websockets": {"type": "integer"},
@@ -427,10 +442,14 @@ PATHS: dict[str, Schema] = {
                 "200": _json(
                     {
                         "type": "object",
-                        "required": ["quotes", "best"],
+                        "required": ["quotes", "best", "slot"],
                         "properties": {
                             "quotes": {"type": "array", "items": _ref("Quote")},
                             "best": {"oneOf": [_ref("Route"), {"type": "null"}]},
+                            "slot": {
+                                "type": "integer",
+                                "description": "the chain slot whose prices were quoted",
+                            },
                         },
                     },
                     "the quotes; best is null when no DEX quotes the pair",
@@ -514,7 +533,15 @@ PATHS: dict[str, Schema] = {
                 "201": _json(
                     {
                         "type": "object",
-                        "required": ["dex", "tokenA", "tokenB", "reserveA", "reserveB", "price"],
+                        "required": [
+                            "dex",
+                            "tokenA",
+                            "tokenB",
+                            "reserveA",
+                            "reserveB",
+                            "price",
+                            "tradingFromSlot",
+                        ],
                         "properties": {
                             "dex": {"type": "string"},
                             "tokenA": {"type": "string"},
@@ -522,6 +549,11 @@ PATHS: dict[str, Schema] = {
                             "reserveA": _DECIMAL,
                             "reserveB": _DECIMAL,
                             "price": _DECIMAL,
+                            "tradingFromSlot": {
+                                "type": ["integer", "null"],
+                                "description": "the first slot it trades in on this process;"
+                                " null if that took longer than 20 slots",
+                            },
                         },
                     },
                     "the new pool",

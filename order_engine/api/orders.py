@@ -14,7 +14,13 @@ from order_engine.api.schemas import (
     parse_status,
     parse_wallet,
 )
-from order_engine.api.serialize import decode_cursor, encode_cursor, event_message, order_json
+from order_engine.api.serialize import (
+    decode_cursor,
+    encode_cursor,
+    event_message,
+    json_body,
+    order_json,
+)
 from order_engine.appkeys import ORDERS, SETTINGS
 from order_engine.domain.orders import NewOrder
 
@@ -29,39 +35,37 @@ async def _read_order(request: web.Request) -> NewOrder:
 
 async def create_order(request: web.Request) -> web.Response:
     placed = await request.app[ORDERS].place(await _read_order(request), execute=False)
-    return web.json_response(
-        order_json(placed.order), status=201, headers=ratelimit_headers(placed.quotas)
-    )
+    return json_body(order_json(placed.order), status=201, headers=ratelimit_headers(placed.quotas))
 
 
 async def execute_new_order(request: web.Request) -> web.Response:
     placed = await request.app[ORDERS].place(await _read_order(request), execute=True)
     body = order_json(placed.order)
     body["wsUrl"] = f"/ws/orders/{placed.order.id}"
-    return web.json_response(body, status=202, headers=ratelimit_headers(placed.quotas))
+    return json_body(body, status=202, headers=ratelimit_headers(placed.quotas))
 
 
 async def execute_order(request: web.Request) -> web.Response:
     order_id = parse_order_id(request.match_info["orderId"])
     order = await request.app[ORDERS].execute(order_id)
-    return web.json_response(order_json(order), status=202)
+    return json_body(order_json(order), status=202)
 
 
 async def cancel_order(request: web.Request) -> web.Response:
     order_id = parse_order_id(request.match_info["orderId"])
     order = await request.app[ORDERS].cancel(order_id)
-    return web.json_response(order_json(order))
+    return json_body(order_json(order))
 
 
 async def get_order(request: web.Request) -> web.Response:
     order_id = parse_order_id(request.match_info["orderId"])
-    return web.json_response(order_json(await request.app[ORDERS].get(order_id)))
+    return json_body(order_json(await request.app[ORDERS].get(order_id)))
 
 
 async def get_events(request: web.Request) -> web.Response:
     order_id = parse_order_id(request.match_info["orderId"])
     events = await request.app[ORDERS].events(order_id)
-    return web.json_response({"events": [event_message(e) for e in events]})
+    return json_body({"events": [event_message(e) for e in events]})
 
 
 async def list_wallet_orders(request: web.Request) -> web.Response:
@@ -76,7 +80,7 @@ async def list_wallet_orders(request: web.Request) -> web.Response:
     orders, next_cursor = await request.app[ORDERS].wallet_orders(
         wallet, limit=limit, after=after, status=status, client_order_id=client_order_id
     )
-    return web.json_response(
+    return json_body(
         {
             "orders": [order_json(o) for o in orders],
             "nextCursor": encode_cursor(next_cursor) if next_cursor else None,

@@ -10,14 +10,8 @@ from redis.exceptions import RedisError
 
 from order_engine.api.ratelimit import SubmissionLimiter
 from order_engine.domain.errors import OrderNotFound, Quota
-from order_engine.domain.orders import (
-    Changes,
-    FailureCode,
-    NewOrder,
-    Order,
-    OrderEvent,
-    OrderStatus,
-)
+from order_engine.domain.events import Cancelled, Failed, OrderEvent
+from order_engine.domain.orders import Changes, FailureCode, NewOrder, Order, OrderStatus
 from order_engine.logs import bind_order
 from order_engine.metrics import Metrics
 from order_engine.queue import OrderQueue
@@ -85,7 +79,7 @@ class OrderService:
         """
         bind_order(order_id)
         order, _ = await self._store.transition(
-            order_id, OrderStatus.CANCELLED, data={"reason": "cancelled by the user"}
+            order_id, OrderStatus.CANCELLED, Cancelled(reason="cancelled by the user")
         )
         log.info("order %s: cancelled by the user", order_id)
         return order
@@ -99,8 +93,8 @@ class OrderService:
             await self._store.transition(
                 order.id,
                 OrderStatus.FAILED,
+                Failed(code=FailureCode.ENQUEUE_FAILED.value, reason=reason, attempt=0),
                 Changes(failure_code=FailureCode.ENQUEUE_FAILED.value, failure_reason=reason),
-                {"code": FailureCode.ENQUEUE_FAILED.value, "reason": reason, "attempt": 0},
             )
             raise
 

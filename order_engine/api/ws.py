@@ -26,11 +26,10 @@ from order_engine.api.schemas import (
     parse_order_id,
     parse_wallet,
 )
-from order_engine.api.serialize import event_message, order_json
+from order_engine.api.serialize import order_json
 from order_engine.appkeys import HUB, ORDERS, SETTINGS, WEBSOCKETS, WS_CLIENTS
 from order_engine.domain.errors import ClientOrderIdInUse, OrderNotFound, RateLimited
-from order_engine.domain.orders import OrderEvent
-from order_engine.hub import SubscriberDropped, Subscription
+from order_engine.hub import Delivery, Hub, SubscriberDropped, Subscription
 from order_engine.outage import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
@@ -65,24 +64,35 @@ class OrderFollower:
     """
 
     def __init__(
-        self, ws: web.WebSocketResponse, orders: OrderService, order_id: uuid.UUID, since: int
+        self,
+        ws: web.WebSocketResponse,
+        orders: OrderService,
+        hub: Hub,
+        order_id: uuid.UUID,
+        since: int,
     ) -> None:
         self._ws = ws
         self._orders = orders
+        self._hub = hub
         self._order_id = order_id
         self.last_seq = since
 
-    async def send(self, events: Iterable[OrderEvent]) -> bool:
+    async def replay(self) -> bool:
+        """Send what Postgres holds after the last seq sent; True if that ends the order."""
+        missed = await self._orders.events(self._order_id, after_seq=self.last_seq)
+        return await self.send(self._hub.delivery(e) for e in missed)
+
+    async def send(self, events: Iterable[Delivery]) -> bool:
         """Send what is new in `events`; True once the terminal event has been sent."""
         for event in events:
             if event.seq <= self.last_seq:
                 continue
             if event.seq > self.last_seq + 1:
                 missed = await self._orders.events(self._order_id, after_seq=self.last_seq)
-                return await self.send(e for e in missed if e.seq <= event.seq)
-            await self._ws.send_json(event_message(event))
+                return await self.send(self._hub.delivery(e) for e in missed if e.seq <= event.seq)
+            await self._ws.send_str(event.text)
             self.last_seq = event.seq
-            if event.status.is_terminal:
+            if event.terminal:
                 return True
         return False
 
@@ -122,8 +132,8 @@ async def _relay_order(
         except OrderNotFound as exc:
             await _close_with_error(ws, "order_not_found", str(exc), CLOSE_NOT_FOUND)
             return
-        follower = OrderFollower(ws, orders, order_id, since)
-        done = await follower.send(await orders.events(order_id, after_seq=since))
+        follower = OrderFollower(ws, orders, request.app[HUB], order_id, since)
+        done = await follower.replay()
         if not (done or order.status.is_terminal):
             await _until_either_ends(ws, follower.follow(sub))
         await ws.close(code=WSCloseCode.OK)
@@ -150,7 +160,7 @@ async def _stream_wallet(request: web.Request, ws: web.WebSocketResponse) -> Non
 
         async def forward() -> None:
             while True:
-                await ws.send_json(event_message(await sub.get()))
+                await ws.send_str((await sub.get()).text)
 
         await _until_either_ends(ws, forward())
     await ws.close(code=WSCloseCode.OK)

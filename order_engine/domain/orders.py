@@ -9,9 +9,10 @@ import enum
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 import attrs
+
+from order_engine.domain.routes import Route
 
 
 class OrderType(enum.StrEnum):
@@ -78,6 +79,7 @@ class FailureCode(enum.StrEnum):
     DEX_ERROR = "dex_error"
     ENQUEUE_FAILED = "enqueue_failed"
     DEAD_LETTERED = "dead_lettered"
+    TX_EXPIRED = "tx_expired"
 
 
 @attrs.frozen
@@ -103,6 +105,10 @@ class Order:
     failure_reason: str | None
     created_at: datetime
     updated_at: datetime
+    route: Route | None = None
+    """The route chosen for the current attempt; its transaction is built from it."""
+    tx_slot: int | None = None
+    """The chain slot the current transaction was built at (its expiry counts from it)."""
     client_order_id: str | None = None
 
 
@@ -123,17 +129,6 @@ class NewOrder:
 
 
 @attrs.frozen
-class OrderEvent:
-    order_id: uuid.UUID
-    user_wallet: str
-    seq: int
-    status: OrderStatus
-    timestamp: datetime
-    data: dict[str, Any]
-    client_order_id: str | None = None
-
-
-@attrs.frozen
 class Changes:
     """Columns a transition writes besides the status; None leaves a column as it is."""
 
@@ -143,8 +138,11 @@ class Changes:
     amount_out: Decimal | None = None
     executed_price: Decimal | None = None
     tx_hash: str | None = None
+    tx_slot: int | None = None
+    route: Route | None = None
     attempts: int | None = None
     failure_code: str | None = None
     failure_reason: str | None = None
     forget_tx: bool = False
-    """Clear `tx_hash`: the transaction failed at the DEX and a retry builds a new one."""
+    """Clear `tx_hash` and `tx_slot`: the transaction did not land and a retry builds a
+    new one."""

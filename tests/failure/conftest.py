@@ -6,7 +6,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import attrs
@@ -49,7 +49,7 @@ SpawnServer = Callable[..., Awaitable[ServerProcess]]
 
 
 async def start_server(
-    environ: dict[str, str], port: int, cwd: Path | None = None
+    environ: dict[str, str], port: int, cwd: Path | None = None, args: Sequence[str] = ()
 ) -> ServerProcess:
     """`python -m order_engine serve` with exactly `environ`, once it listens on `port`."""
     process = await asyncio.create_subprocess_exec(
@@ -57,6 +57,7 @@ async def start_server(
         "-m",
         "order_engine",
         "serve",
+        *args,
         env=environ,
         cwd=cwd,
         stderr=asyncio.subprocess.PIPE,
@@ -72,7 +73,9 @@ async def spawn_server(db_url: str, redis_prefix: str) -> AsyncIterator[SpawnSer
     processes: list[ServerProcess] = []
     drains: list[asyncio.Task[None]] = []
 
-    async def spawn(**env: str) -> ServerProcess:
+    async def spawn(*args: str, **env: str) -> ServerProcess:
+        """A server with these environment variables over the defaults below, and these
+        arguments to `serve` (e.g. "--processes", "2")."""
         port = free_port()
         environ = {
             **os.environ,
@@ -87,9 +90,11 @@ async def spawn_server(db_url: str, redis_prefix: str) -> AsyncIterator[SpawnSer
             # As in the in-process tests: prices stand still unless a test moves them, so
             # that an order held across a shutdown is not failed by the walk's slippage.
             "PRICE_WALK_INTERVAL_MS": "0",
+            # Short slots, so that a test's orders confirm in tens of milliseconds.
+            "CHAIN_SLOT_MS": "20",
             **env,
         }
-        server = await start_server(environ, port)
+        server = await start_server(environ, port, args=args)
         processes.append(server)
         drains.append(asyncio.create_task(server.drain_log()))
         return server

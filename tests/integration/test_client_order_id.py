@@ -3,6 +3,8 @@ order and its events, refused 409 when repeated, and a filter of the wallet list
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 
@@ -90,3 +92,20 @@ async def test_the_wallet_listing_filters_by_client_order_id(client: Client) -> 
     assert page["orders"] == []
     other = f"/api/orders/user/{OTHER_WALLET}"
     assert (await (await client.get(other, params={"clientOrderId": "n-1"})).json())["orders"] == []
+
+
+async def test_concurrent_submissions_of_one_name_make_one_order_and_refuse_the_rest(
+    client: Client, db: asyncpg.Connection
+) -> None:
+    """Submitted together they share one batched insert: the others in the batch, of
+    other names, go through; of the same name, one order is made and the rest are
+    refused naming it."""
+    bodies = [order_body(clientOrderId="same")] * 4 + [order_body(clientOrderId="other")]
+    responses = await asyncio.gather(*(client.post("/api/orders", json=b) for b in bodies))
+    made = [await r.json() for r in responses if r.status == 201]
+    assert sorted(o["clientOrderId"] for o in made) == ["other", "same"]
+    same = next(o["orderId"] for o in made if o["clientOrderId"] == "same")
+    for resp in responses:
+        if resp.status != 201:
+            assert (await error_of(resp, 409, "duplicate_client_order_id"))["orderId"] == same
+    assert await db.fetchval("SELECT count(*) FROM orders") == 2

@@ -11,7 +11,8 @@ import aiohttp
 import asyncpg
 
 from order_engine.appkeys import HUB
-from order_engine.domain.orders import OrderEvent, OrderStatus
+from order_engine.domain.events import Accepted, OrderEvent
+from order_engine.domain.orders import OrderStatus
 from tests.conftest import AppClient
 from tests.integration.test_api_errors import error_of
 from tests.support import OTHER_WALLET, STATUS_PATH, WALLET, Client, execute, follow, order_body
@@ -60,7 +61,7 @@ async def test_execute_socket_accepts_an_order_and_streams_it_to_the_end(
     assert [m["status"] for m in messages] == STATUS_PATH
     assert [m["seq"] for m in messages] == [1, 2, 3, 4, 5]
     assert {m["orderId"] for m in messages} == {order["orderId"]}
-    assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 1
+    assert await db.fetchval("SELECT count(*) FROM chain_transactions WHERE status = 'landed'") == 1
 
 
 async def test_execute_socket_refuses_a_bad_body_and_stores_nothing(
@@ -111,7 +112,7 @@ def _event(seq: int) -> OrderEvent:
         seq=seq,
         status=OrderStatus.PENDING,
         timestamp=datetime.now(UTC),
-        data={},
+        data=Accepted(),
     )
 
 
@@ -124,12 +125,12 @@ async def test_a_wallet_client_that_falls_behind_is_closed_with_1013(
     assert hub.subscriber_count == 1
     # Delivered in one go, faster than any socket drains: the buffer of 2 overflows.
     for seq in range(1, 6):
-        hub.deliver_local(_event(seq))
+        hub.deliver_local(hub.delivery(_event(seq)))
     _ = [msg async for msg in ws]
     assert ws.close_code == 1013
     # The hub is not slowed: the dropped subscriber is gone and others still get events.
     other = await client.ws_connect(f"/ws/orders?wallet={WALLET}")
-    hub.deliver_local(_event(1))
+    hub.deliver_local(hub.delivery(_event(1)))
     assert (await other.receive_json(timeout=5))["seq"] == 1
     await other.close()
 

@@ -36,8 +36,9 @@ def test_observability_profile_has_prometheus_scraping_the_engine_and_grafana() 
     assert services["grafana"]["profiles"] == ["observability"]
     assert "profiles" not in services["engine"]
     prometheus = _yaml("docs/grafana/prometheus.yml")
-    targets = prometheus["scrape_configs"][0]["static_configs"][0]["targets"]
-    assert targets == ["engine:3000"]
+    # Every container of the engine service, however many `--scale` runs.
+    discovery = prometheus["scrape_configs"][0]["dns_sd_configs"][0]
+    assert (discovery["names"], discovery["port"]) == (["engine"], 3000)
     for mount in services["prometheus"]["volumes"] + services["grafana"]["volumes"]:
         source = mount.split(":")[0]
         if source.startswith("./"):
