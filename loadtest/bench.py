@@ -4,7 +4,8 @@ fixed concurrency, for a fixed number of orders.
 Every order is followed to its terminal status on a WebSocket (never by polling). The
 last line printed is one JSON object: offered and achieved orders/s, HTTP submit latency
 and accept -> confirmed latency (p50/p90/p99/max, ms), failures by code, orders not
-terminal at the end, and the server's peak RSS.
+terminal at the end, and the server's peak RSS. While it runs, a progress bar on stderr
+counts orders ended and shows the rate so far (only when stderr is a terminal).
 
     python loadtest/bench.py --base-url http://127.0.0.1:3000 --orders 2000 --concurrency 100
     python loadtest/bench.py --spawn --quote-delay-ms 0 --execution-delay-ms 0 \\
@@ -44,6 +45,7 @@ from typing import Any
 import aiohttp
 import attrs
 import base58
+from tqdm import tqdm
 
 TERMINAL = {"confirmed", "failed"}
 
@@ -281,6 +283,12 @@ async def wait_until_healthy(server: Spawned) -> None:
     raise RuntimeError("server exited before it was healthy:\n" + "".join(server.log))
 
 
+def progress_bar(total: int) -> tqdm[Any]:
+    """Orders ended so far, on stderr; silent when stderr is not a terminal (disable=None),
+    so that logs of scripted runs hold only the JSON line."""
+    return tqdm(total=total, unit="order", file=sys.stderr, disable=None, smoothing=0.1)
+
+
 async def drive(args: argparse.Namespace, base_url: str) -> tuple[list[Outcome], float]:
     """Run every order; return the outcomes and the seconds from the first submit to the
     last order's end."""
@@ -289,6 +297,15 @@ async def drive(args: argparse.Namespace, base_url: str) -> tuple[list[Outcome],
     outcomes: list[Outcome] = []
     connector = aiohttp.TCPConnector(limit=0)
     feeds = WalletFeeds()
+    bar = progress_bar(len(bodies))
+
+    async def counted(body: dict[str, Any]) -> Outcome:
+        outcome = await run_order(session, base_url, body, feeds, args.timeout_s)
+        bar.update()
+        if outcome.failure is not None:
+            bar.set_postfix(failed=sum(o.failure is not None for o in outcomes) + 1)
+        return outcome
+
     async with aiohttp.ClientSession(connector=connector) as session:
         await feeds.open(session, base_url, owners)
         started = time.perf_counter()
@@ -300,9 +317,7 @@ async def drive(args: argparse.Namespace, base_url: str) -> tuple[list[Outcome],
                 delay = started + i / args.rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                tasks.append(
-                    asyncio.create_task(run_order(session, base_url, body, feeds, args.timeout_s))
-                )
+                tasks.append(asyncio.create_task(counted(body)))
             outcomes = list(await asyncio.gather(*tasks))
         else:
             queue = collections.deque(bodies)
@@ -310,10 +325,11 @@ async def drive(args: argparse.Namespace, base_url: str) -> tuple[list[Outcome],
             async def client() -> None:
                 while queue:
                     body = queue.popleft()
-                    outcomes.append(await run_order(session, base_url, body, feeds, args.timeout_s))
+                    outcomes.append(await counted(body))
 
             await asyncio.gather(*(client() for _ in range(args.concurrency)))
         elapsed = time.perf_counter() - started
+        bar.close()
         await feeds.close()
     return outcomes, elapsed
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -14,9 +15,11 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, web
 
+from order_engine.api.access import request_context_middleware, send_request_id
 from order_engine.api.auth import auth_middleware
 from order_engine.api.errors import body_middleware, error_middleware
-from order_engine.api.health_service import HealthCheck
+from order_engine.api.health_service import Check, HealthCheck, condition
+from order_engine.api.idempotency import purge_periodically
 from order_engine.api.metrics import metrics_middleware
 from order_engine.api.orders_service import OrderService
 from order_engine.api.ratelimit import SubmissionLimiter
@@ -83,8 +86,8 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     # "Too many connections".
     pool = aioredis.BlockingConnectionPool.from_url(
         settings.redis_url,
-        max_connections=64,
-        timeout=5,
+        max_connections=settings.redis_pool_max,
+        timeout=settings.redis_pool_timeout_s,
         decode_responses=True,
         socket_timeout=5,
         socket_connect_timeout=2,
@@ -222,12 +225,37 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         interval_s=settings.reconcile_interval_s,
         grace_s=settings.reconcile_grace_s,
     )
-    app[HEALTH] = HealthCheck(store, redis, queue, workers, chain)
+    app[HEALTH] = HealthCheck(
+        [
+            Check("postgres", store.ping),
+            Check("redis", redis.ping),
+            Check(
+                "chain",
+                condition(lambda: chain.current, "no slot of the shared chain reached us lately"),
+                failed="stalled",
+            ),
+        ],
+        queue,
+        workers,
+        figures={"chainSlot": lambda: chain.slot},
+    )
     yield
     await hub.stop()
     await reader.aclose()
     await locks.close()
     await reconciler_lead.close()
+
+
+async def idempotency_purge_ctx(app: web.Application) -> AsyncIterator[None]:
+    interval_s = app[SETTINGS].idempotency_purge_interval_s
+    if not interval_s:
+        yield
+        return
+    purge = asyncio.create_task(purge_periodically(app[IDEMPOTENCY], interval_s))
+    yield
+    purge.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await purge
 
 
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -250,12 +278,19 @@ async def close_websockets(app: web.Application) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    # Metrics outside the error middleware, so that they see the status it answered;
+    # The request's id and client first, so that every line logged under it has them;
+    # metrics outside the error middleware, so that they see the status it answered;
     # authentication inside it, so that a refusal has the error shape, and before the
     # body checks, so that a client without a key learns nothing else.
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[metrics_middleware, error_middleware, auth_middleware, body_middleware],
+        middlewares=[
+            request_context_middleware,
+            metrics_middleware,
+            error_middleware,
+            auth_middleware,
+            body_middleware,
+        ],
     )
     app[SETTINGS] = settings
     app[PROCESS_NAME] = (
@@ -264,7 +299,17 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics()
     app[WEBSOCKETS] = set()
     app[WS_CLIENTS] = Counter()
-    app.cleanup_ctx.extend([postgres_ctx, redis_ctx, chain_ctx, engine_ctx, workers_ctx])
+    app.cleanup_ctx.extend(
+        [
+            postgres_ctx,
+            redis_ctx,
+            chain_ctx,
+            engine_ctx,
+            idempotency_purge_ctx,
+            workers_ctx,
+        ]
+    )
     app.on_shutdown.append(close_websockets)
+    app.on_response_prepare.append(send_request_id)
     setup_routes(app)
     return app

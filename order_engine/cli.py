@@ -1,4 +1,4 @@
-"""`order-engine serve [--processes N]` and `order-engine migrate`."""
+"""`order-engine serve`, `migrate`, `dev` and `settings-docs`."""
 
 from __future__ import annotations
 
@@ -6,17 +6,21 @@ import argparse
 import asyncio
 import functools
 import logging
+import os
 import signal
+import subprocess
 import sys
+from pathlib import Path
 
 import attrs
 import uvloop
 from aiohttp import web
 
+from order_engine.api.access import AccessLogger
 from order_engine.app import create_app
-from order_engine.config import ConfigError, Settings, load_settings
+from order_engine.config import ConfigError, Settings, load_settings, write_settings_docs
 from order_engine.embedded import EmbeddedUnavailable, embedded_services
-from order_engine.logs import configure_logging
+from order_engine.logs import ACCESS_LOGGER, configure_logging
 from order_engine.migrations import migrate
 from order_engine.processes import run_processes
 
@@ -29,7 +33,12 @@ async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
     applied = await migrate(settings.database_url)
     if applied:
         log.info("applied migrations: %s", ", ".join(applied))
-    runner = web.AppRunner(create_app(settings), handle_signals=False, access_log=None)
+    runner = web.AppRunner(
+        create_app(settings),
+        handle_signals=False,
+        access_log_class=AccessLogger,
+        access_log=logging.getLogger(ACCESS_LOGGER),
+    )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
     await site.start()
@@ -47,6 +56,34 @@ async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
     log.info("stopped")
 
 
+def dev(settings: Settings) -> int:
+    """`adev runserver` on the dev factory, which it restarts whenever the code changes;
+    the embedded servers, when they stand in, are started here once, not per restart."""
+    adev = Path(sys.executable).with_name("adev")
+    if not adev.exists():
+        print("order-engine: dev needs aiohttp-devtools (pip install -e '.[dev]')", file=sys.stderr)
+        return 2
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url}
+    package = Path(__file__).resolve().parent
+    command = [
+        str(adev),
+        "runserver",
+        str(package / "devserver.py"),
+        "--app-factory",
+        "create_dev_app",
+        "--root",
+        str(package),
+        "--port",
+        str(settings.port),
+        "--no-livereload",
+    ]
+    try:
+        return subprocess.call(command, env=env)
+    except KeyboardInterrupt:
+        # adev had the Ctrl-C too and stops by itself; the servers stop on the way out.
+        return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="order-engine", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -61,7 +98,15 @@ def main(argv: list[str] | None = None) -> int:
         help="engine processes sharing the port (SO_REUSEPORT), restarted if one dies",
     )
     commands.add_parser("migrate", help="apply pending SQL migrations and exit")
+    commands.add_parser("dev", help="serve under aiohttp-devtools, restarting on code changes")
+    settings_docs = commands.add_parser(
+        "settings-docs", help="write .env.example and docs/configuration.md's settings table"
+    )
+    settings_docs.add_argument("--root", type=Path, default=Path.cwd())
     args = parser.parse_args(argv)
+    if args.command == "settings-docs":
+        write_settings_docs(args.root)
+        return 0
 
     configure_logging(json_lines=False)
     try:
@@ -69,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"order-engine: {exc}", file=sys.stderr)
         return 2
-    # One JSON object a line where logs are collected; readable lines at a terminal.
-    configure_logging(json_lines=settings.is_production, level=settings.log_level)
+    configure_logging(json_lines=settings.json_logs, level=settings.log_level)
 
     if args.command == "migrate":
         # Migrating needs only PostgreSQL.
@@ -79,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--processes must be 1 or more")
     try:
         with embedded_services(settings) as settings:
+            if args.command == "dev":
+                return dev(settings)
             if args.command == "migrate":
                 with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                     applied = runner.run(migrate(settings.database_url))

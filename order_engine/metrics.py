@@ -1,4 +1,9 @@
-"""Prometheus metrics of one process, in a registry of its own (one per application)."""
+"""Prometheus metrics of one process, in a registry of its own (one per application).
+
+Every name starts with `order_engine_`; the registry also holds the standard process,
+platform and garbage-collector series (`process_*`, `python_*`), as any Python exporter
+has them. No `_created` series: they double the output and no dashboard reads them.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,17 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 import attrs
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 
 from order_engine.domain.events import Failed, OrderEvent, RetryScheduled
 from order_engine.domain.orders import FailureCode, Order, OrderStatus
@@ -79,20 +94,31 @@ class RecentOrders:
         return [seen.get(at, Second(at)) for at in range(now - self.window_s + 1, now)]
 
 
+NAMESPACE = "order_engine"
+
+# A switch of the library, not of a registry: set once, for every registry of the process.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.recent = RecentOrders()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.orders_accepted = Counter(
             "orders_accepted",
             "Orders accepted, by how: created (pending) or queued for execution",
             ["mode"],
+            namespace=NAMESPACE,
             registry=self.registry,
         )
         self.orders_finished = Counter(
             "orders_finished",
             "Orders that reached a terminal status, by status and DEX ('none' if unrouted)",
             ["status", "dex"],
+            namespace=NAMESPACE,
             registry=self.registry,
         )
         self.http_duration = Histogram(
@@ -100,6 +126,7 @@ class Metrics:
             "HTTP handler latency, by method, route template and status",
             ["method", "route", "status"],
             buckets=HTTP_BUCKETS,
+            namespace=NAMESPACE,
             registry=self.registry,
         )
         self.step_duration = Histogram(
@@ -107,6 +134,7 @@ class Metrics:
             "Time from an order's previous status to the status named, as the executor moved it",
             ["status"],
             buckets=STEP_BUCKETS,
+            namespace=NAMESPACE,
             registry=self.registry,
         )
         self.accept_to_terminal = Histogram(
@@ -114,46 +142,59 @@ class Metrics:
             "Time from an order's creation to its terminal status",
             ["status"],
             buckets=ORDER_BUCKETS,
+            namespace=NAMESPACE,
             registry=self.registry,
         )
         self.retries = Counter(
             "order_retries",
             "Attempts scheduled after a transient failure, by failure code",
             ["code"],
+            namespace=NAMESPACE,
             registry=self.registry,
         )
         self.dead_letters = Counter(
             "orders_dead_lettered",
             "Orders failed because their queue entry was delivered too often",
+            namespace=NAMESPACE,
             registry=self.registry,
         )
         self.retries_scheduled = Gauge(
             "retries_scheduled",
             "Orders waiting in the retry schedule for their next attempt; NaN if unknown",
+            namespace=NAMESPACE,
             registry=self.registry,
         )
         self.queue_depth = Gauge(
             "queue_depth",
             "Queue entries not yet acknowledged (waiting or being worked on); NaN if unknown",
+            namespace=NAMESPACE,
             registry=self.registry,
         )
         self.in_flight = Gauge(
-            "orders_in_flight", "Orders this process is executing now", registry=self.registry
+            "orders_in_flight",
+            "Orders this process is executing now",
+            namespace=NAMESPACE,
+            registry=self.registry,
         )
         self.slot_duration = Histogram(
             "chain_slot_duration_seconds",
             "Time this process took to close a slot of the simulated chain and hand it on",
             buckets=STEP_BUCKETS,
+            namespace=NAMESPACE,
             registry=self.registry,
         )
         self.chain_transactions = Counter(
             "chain_transactions",
             "Transactions this process's slots applied or expired, by outcome",
             ["status"],
+            namespace=NAMESPACE,
             registry=self.registry,
         )
         self.websockets = Gauge(
-            "websockets_open", "WebSockets open on this process", registry=self.registry
+            "websockets_open",
+            "WebSockets open on this process",
+            namespace=NAMESPACE,
+            registry=self.registry,
         )
 
     def accepted(self, *, queued: bool) -> None:

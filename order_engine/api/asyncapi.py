@@ -9,7 +9,12 @@ from aiohttp import WSCloseCode, web
 
 from order_engine.api import openapi
 from order_engine.api.openapi import Schema
-from order_engine.api.ws import CLOSE_BAD_REQUEST, CLOSE_NOT_FOUND, CLOSE_RATE_LIMITED
+from order_engine.api.ws import (
+    CLOSE_BAD_REQUEST,
+    CLOSE_CONFLICT,
+    CLOSE_NOT_FOUND,
+    CLOSE_RATE_LIMITED,
+)
 from order_engine.appkeys import SETTINGS
 from order_engine.config import Settings
 
@@ -22,6 +27,7 @@ CLOSE_CODES: dict[int, str] = {
     CLOSE_BAD_REQUEST: "after one error message: a malformed id, wallet, since or order body",
     CLOSE_NOT_FOUND: "after one error message: no such order",
     CLOSE_RATE_LIMITED: "after one error message: the execute socket's order was rate limited",
+    CLOSE_CONFLICT: "after one error message: the execute socket's clientOrderId is taken",
 }
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from order_engine.api.access import route_template
 from order_engine.api.errors import Handler
 from order_engine.appkeys import METRICS, QUEUE, WEBSOCKETS, WORKERS
 from order_engine.formats import timestamp_str
@@ -35,10 +36,8 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
     finally:
         # A socket's handler lasts as long as the socket: not a request latency.
         if not isinstance(response, web.WebSocketResponse):
-            resource = request.match_info.route.resource
-            route = resource.canonical if resource is not None else "unmatched"
             request.app[METRICS].http_duration.labels(
-                method=request.method, route=route, status=str(status)
+                method=request.method, route=route_template(request), status=str(status)
             ).observe(time.perf_counter() - started)
 
 

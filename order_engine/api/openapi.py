@@ -32,6 +32,7 @@ from order_engine.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from order_engine.api.idempotency import MAX_KEY_LENGTH
 from order_engine.api.schemas import (
     ACCEPTED_ORDER_TYPES,
+    CLIENT_ORDER_ID_RE,
     MAX_POOL_RESERVE,
     MAX_SLIPPAGE_BPS,
     UUID_PATTERN,
@@ -55,6 +56,11 @@ DECIMAL_OUT_PATTERN = r"^-?\d+(\.\d+)?$"
 _DECIMAL = {"type": "string", "pattern": DECIMAL_OUT_PATTERN, "examples": ["10.5"]}
 _TIMESTAMP = {"type": "string", "format": "date-time", "examples": ["2026-11-24T10:15:30.123Z"]}
 _UUID = {"type": "string", "format": "uuid", "pattern": UUID_PATTERN}
+_CLIENT_ORDER_ID = {
+    "type": "string",
+    "pattern": CLIENT_ORDER_ID_RE.pattern,
+    "description": "the client's own name for the order, unique per wallet",
+}
 _TOKEN = {"type": "string", "enum": list(TOKENS), "description": "a symbol of GET /api/tokens"}
 _DEX = {"type": "string", "enum": list(DEXES)}
 # An order's `dex`: one DEX, or what a route over several legs is called (API.md).
@@ -152,6 +158,7 @@ def _field_rules(settings: Settings) -> dict[type, dict[str, Schema]]:
                     "description": "limit and sniper orders only; in the future; default 24 h",
                 }
             ),
+            "client_order_id": _nullable(_CLIENT_ORDER_ID),
         },
         PoolBody: {
             "dex": _DEX,
@@ -228,6 +235,10 @@ EVENT_DATA: dict[str, Schema] = {
 ERROR_FIELDS: dict[str, Schema] = {
     "code": {"type": "string", "examples": ["validation_error"]},
     "message": {"type": "string"},
+    "orderId": {
+        **_UUID,
+        "description": "duplicate_client_order_id: the order that has that clientOrderId",
+    },
     "details": {
         "type": "array",
         "description": "one per wrong field, for validation_error",
@@ -270,7 +281,9 @@ def components(settings: Settings) -> dict[str, Schema]:
                 "seq": {"type": "integer", "minimum": 1},
                 "timestamp": _TIMESTAMP,
                 "data": _closed(EVENT_DATA, required=[]),
-            }
+                "clientOrderId": {**_CLIENT_ORDER_ID, "description": "only if the order has one"},
+            },
+            required=["type", "orderId", "status", "seq", "timestamp", "data"],
         ),
         "Quote": _closed(
             {
@@ -395,7 +408,7 @@ ERROR_CODES: dict[int, tuple[str, ...]] = {
     401: ("unauthorized",),
     404: ("order_not_found", "not_found"),
     405: ("method_not_allowed",),
-    409: ("status_conflict", "idempotency_in_progress", "pool_exists"),
+    409: ("status_conflict", "idempotency_in_progress", "pool_exists", "duplicate_client_order_id"),
     413: ("payload_too_large",),
     415: ("unsupported_media_type",),
     422: ("idempotency_key_reused",),
@@ -441,6 +454,33 @@ _IDEMPOTENCY_KEY = {
 }
 _ORDER_BODY = {"required": True, "content": {"application/json": {"schema": _ref("OrderBody")}}}
 _ORDER_409 = {409: ("status_conflict", "idempotency_in_progress")}
+_SUBMIT_409 = {409: ("idempotency_in_progress", "duplicate_client_order_id")}
+_RATELIMIT_HEADERS = {
+    "RateLimit-Policy": {
+        "description": 'each configured submission limit, e.g. "wallet";q=60;w=60 '
+        "(IETF RateLimit headers); absent when none is configured",
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": 'what is left of each limit, e.g. "wallet";r=12;t=41 (remaining, '
+        "seconds until the window ends); absent when none is configured",
+        "schema": {"type": "string"},
+    },
+}
+
+
+def _limited(responses: dict[str, Schema]) -> dict[str, Schema]:
+    """The order POSTs' answers that went through the submission limits carry them."""
+    for status in ("201", "202", "429"):
+        if status in responses:
+            responses[status] = {**responses[status], "headers": _RATELIMIT_HEADERS}
+    return responses
+
+
+_READINESS = {
+    "200": _json(_ref("Health"), "every check passes"),
+    "503": _json(_ref("Health"), "a check failed (named down or stalled); has Retry-After"),
+}
 _SOCKET = {
     "101": {"description": "switched to a WebSocket; its messages are in /asyncapi.json"},
     **_errors(400, 429),
@@ -480,10 +520,12 @@ def _paths() -> dict[str, Schema]:
                 "operationId": "createOrder",
                 "parameters": [_IDEMPOTENCY_KEY],
                 "requestBody": _ORDER_BODY,
-                "responses": {
-                    "201": _json(_ref("Order"), "the pending order"),
-                    **_errors(*submit, codes=_ORDER_409),
-                },
+                "responses": _limited(
+                    {
+                        "201": _json(_ref("Order"), "the pending order"),
+                        **_errors(*submit, codes=_SUBMIT_409),
+                    }
+                ),
             }
         },
         "/api/orders/execute": {
@@ -492,10 +534,12 @@ def _paths() -> dict[str, Schema]:
                 "operationId": "executeNewOrder",
                 "parameters": [_IDEMPOTENCY_KEY],
                 "requestBody": _ORDER_BODY,
-                "responses": {
-                    "202": _json(_ref("AcceptedOrder"), "the queued order and its socket"),
-                    **_errors(*submit, codes=_ORDER_409),
-                },
+                "responses": _limited(
+                    {
+                        "202": _json(_ref("AcceptedOrder"), "the queued order and its socket"),
+                        **_errors(*submit, codes=_SUBMIT_409),
+                    }
+                ),
             },
             "get": {
                 "summary": "The execute socket (GET with Upgrade: websocket)",
@@ -561,6 +605,12 @@ def _paths() -> dict[str, Schema]:
                         "name": "status",
                         "in": "query",
                         "schema": {"type": "string", "enum": [s.value for s in OrderStatus]},
+                    },
+                    {
+                        "name": "clientOrderId",
+                        "in": "query",
+                        "description": "only the wallet's order of this clientOrderId",
+                        "schema": _CLIENT_ORDER_ID,
                     },
                 ],
                 "responses": {
@@ -672,14 +722,27 @@ def _paths() -> dict[str, Schema]:
                 },
             }
         },
+        "/livez": {
+            "get": {
+                "summary": "Liveness: the process answers (whatever its dependencies do)",
+                "operationId": "livez",
+                "responses": {
+                    "200": _json(_closed({"status": {"const": "ok"}}), "the process answers")
+                },
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: every dependency answers; queue depth and work in flight",
+                "operationId": "readyz",
+                "responses": _READINESS,
+            }
+        },
         "/health": {
             "get": {
-                "summary": "Whether the dependencies answer; queue depth and work in flight",
+                "summary": "The same as /readyz, under the name the API has always had",
                 "operationId": "health",
-                "responses": {
-                    "200": _json(_ref("Health"), "every component answers"),
-                    "503": _json(_ref("Health"), "a component does not; has Retry-After"),
-                },
+                "responses": _READINESS,
             }
         },
         "/metrics": {

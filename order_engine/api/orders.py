@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from order_engine.api.ratelimit import ratelimit_headers
 from order_engine.api.schemas import (
+    parse_client_order_id,
     parse_int_param,
     parse_json,
     parse_order,
@@ -32,15 +34,15 @@ async def _read_order(request: web.Request) -> NewOrder:
 
 
 async def create_order(request: web.Request) -> web.Response:
-    order = await request.app[ORDERS].place(await _read_order(request), execute=False)
-    return json_body(order_json(order), status=201)
+    placed = await request.app[ORDERS].place(await _read_order(request), execute=False)
+    return json_body(order_json(placed.order), status=201, headers=ratelimit_headers(placed.quotas))
 
 
 async def execute_new_order(request: web.Request) -> web.Response:
-    order = await request.app[ORDERS].place(await _read_order(request), execute=True)
-    body = order_json(order)
-    body["wsUrl"] = f"/ws/orders/{order.id}"
-    return json_body(body, status=202)
+    placed = await request.app[ORDERS].place(await _read_order(request), execute=True)
+    body = order_json(placed.order)
+    body["wsUrl"] = f"/ws/orders/{placed.order.id}"
+    return json_body(body, status=202, headers=ratelimit_headers(placed.quotas))
 
 
 async def execute_order(request: web.Request) -> web.Response:
@@ -72,10 +74,11 @@ async def list_wallet_orders(request: web.Request) -> web.Response:
         request.query.get("limit"), "limit", default=DEFAULT_PAGE, low=1, high=MAX_PAGE
     )
     status = parse_status(request.query.get("status"))
+    client_order_id = parse_client_order_id(request.query.get("clientOrderId"))
     raw_cursor = request.query.get("cursor")
     after = decode_cursor(raw_cursor) if raw_cursor else None
     orders, next_cursor = await request.app[ORDERS].wallet_orders(
-        wallet, limit=limit, after=after, status=status
+        wallet, limit=limit, after=after, status=status, client_order_id=client_order_id
     )
     return json_body(
         {

@@ -33,6 +33,8 @@ UUID_PATTERN = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
 _UUID_RE = re.compile(UUID_PATTERN)
 # The order types this server takes; the others of OrderType are refused with 400.
 ACCEPTED_ORDER_TYPES = (OrderType.MARKET,)
+CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+CLIENT_ORDER_ID_RULE = "must be 1 to 64 letters, digits or . _ : -"
 
 
 def camel(name: str) -> str:
@@ -52,6 +54,7 @@ class OrderBody:
     slippage_bps: int = DEFAULT_SLIPPAGE_BPS
     limit_price: Decimal | None = None
     expires_at: str | None = None
+    client_order_id: str | None = None
 
 
 def _strict_str(value: Any, _: type) -> str:
@@ -235,6 +238,13 @@ def parse_order(
         f"must be between 0 and {MAX_SLIPPAGE_BPS}",
     )
     expires_at = _resting_rules(errors, body, now or datetime.now(UTC))
+    if body.client_order_id is not None:
+        _check(
+            errors,
+            "clientOrderId",
+            bool(CLIENT_ORDER_ID_RE.match(body.client_order_id)),
+            CLIENT_ORDER_ID_RULE,
+        )
     if errors:
         raise validation_error(errors)
     return NewOrder(
@@ -246,6 +256,7 @@ def parse_order(
         slippage_bps=body.slippage_bps,
         limit_price=body.limit_price,
         expires_at=expires_at,
+        client_order_id=body.client_order_id,
     )
 
 
@@ -308,6 +319,14 @@ def parse_status(raw: str | None, field: str = "status") -> OrderStatus | None:
         known = ", ".join(s.value for s in OrderStatus)
         raise validation_error([FieldError(field, f"must be one of {known}")])
     return OrderStatus(raw)
+
+
+def parse_client_order_id(raw: str | None, field: str = "clientOrderId") -> str | None:
+    if raw is None:
+        return None
+    if not CLIENT_ORDER_ID_RE.match(raw):
+        raise validation_error([FieldError(field, CLIENT_ORDER_ID_RULE)])
+    return raw
 
 
 def parse_wallet(raw: str, field: str = "wallet") -> str:

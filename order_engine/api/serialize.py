@@ -135,8 +135,9 @@ def event_data_json(data: EventData) -> dict[str, Any]:
 
 
 def event_message(event: OrderEvent) -> dict[str, Any]:
-    """A status event as every socket sends it and /events lists it."""
-    return {
+    """A status event as every socket sends it and /events lists it; `clientOrderId`
+    only for an order that has one."""
+    message = {
         "type": "status",
         "orderId": str(event.order_id),
         "status": event.status.value,
@@ -144,6 +145,9 @@ def event_message(event: OrderEvent) -> dict[str, Any]:
         "timestamp": timestamp_str(event.timestamp),
         "data": event_data_json(event.data),
     }
+    if event.client_order_id is not None:
+        message["clientOrderId"] = event.client_order_id
+    return message
 
 
 def encode_event(event: OrderEvent) -> str:

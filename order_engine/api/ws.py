@@ -9,11 +9,13 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from order_engine.api.access import client_of
 from order_engine.api.errors import (
     RETRY_AFTER_S,
     ApiError,
     FieldError,
     error_body,
+    from_domain_error,
     validation_error,
 )
 from order_engine.api.orders_service import OrderService
@@ -26,7 +28,7 @@ from order_engine.api.schemas import (
 )
 from order_engine.api.serialize import order_json
 from order_engine.appkeys import HUB, ORDERS, SETTINGS, WEBSOCKETS, WS_CLIENTS
-from order_engine.domain.errors import OrderNotFound, RateLimited
+from order_engine.domain.errors import ClientOrderIdInUse, OrderNotFound, RateLimited
 from order_engine.hub import Delivery, Hub, SubscriberDropped, Subscription
 from order_engine.outage import DEPENDENCY_ERRORS
 
@@ -34,6 +36,9 @@ log = logging.getLogger(__name__)
 
 CLOSE_BAD_REQUEST = 4400
 CLOSE_NOT_FOUND = 4404
+# A refused order on the execute socket closes with its HTTP status in the range of
+# application close codes.
+CLOSE_CONFLICT = 4409
 CLOSE_RATE_LIMITED = 4429
 FIRST_MESSAGE_TIMEOUT_S = 30.0
 
@@ -44,9 +49,10 @@ async def _close_with_error(
     message: str,
     close_code: int,
     details: Sequence[FieldError] = (),
+    fields: dict[str, str] | None = None,
 ) -> None:
     """One error message in the API's error fields, then the close."""
-    error = error_body(code, message, details)["error"]
+    error = error_body(code, message, details, fields)["error"]
     assert isinstance(error, dict)
     await ws.send_json({"type": "error", **error})
     await ws.close(code=close_code, message=code.encode()[:123])
@@ -194,9 +200,12 @@ async def _execute_order(request: web.Request, ws: web.WebSocketResponse) -> Non
         await _close_with_error(ws, exc.code, exc.message, CLOSE_BAD_REQUEST, exc.details)
         return
     try:
-        order = await request.app[ORDERS].place(new, execute=True)
-    except RateLimited as exc:
-        await _close_with_error(ws, "rate_limited", str(exc), CLOSE_RATE_LIMITED)
+        order = (await request.app[ORDERS].place(new, execute=True)).order
+    except (RateLimited, ClientOrderIdInUse) as exc:
+        refusal = from_domain_error(exc)
+        await _close_with_error(
+            ws, refusal.code, refusal.message, 4000 + refusal.status, fields=refusal.fields
+        )
         return
     await ws.send_json({"type": "accepted", "order": order_json(order)})
     await _relay_order(request, ws, order.id, 0)
@@ -212,7 +221,7 @@ async def _serve_socket(request: web.Request, session: Session) -> web.WebSocket
     ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_s)
     if not ws.can_prepare(request).ok:
         raise validation_error([FieldError("Upgrade", "this route is a WebSocket")])
-    client = request.remote or "unknown"
+    client = client_of(request)
     per_client = request.app[WS_CLIENTS]
     if per_client[client] >= settings.ws_max_per_client:
         raise ApiError(

@@ -96,3 +96,5 @@ class OrderEvent:
     status: OrderStatus
     timestamp: datetime
     data: EventData
+    client_order_id: str | None = None
+    """The order's clientOrderId, echoed in every message about it."""

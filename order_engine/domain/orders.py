@@ -109,6 +109,7 @@ class Order:
     """The route chosen for the current attempt; its transaction is built from it."""
     tx_slot: int | None = None
     """The chain slot the current transaction was built at (its expiry counts from it)."""
+    client_order_id: str | None = None
 
 
 @attrs.frozen
@@ -123,6 +124,8 @@ class NewOrder:
     slippage_bps: int
     limit_price: Decimal | None
     expires_at: datetime | None
+    client_order_id: str | None = None
+    """The client's own name for the order, unique per wallet."""
 
 
 @attrs.frozen

@@ -13,7 +13,12 @@ import orjson
 from cattrs.strategies import configure_tagged_union
 
 from order_engine.batch import Batcher
-from order_engine.domain.errors import DomainError, OrderNotFound, StatusConflict
+from order_engine.domain.errors import (
+    ClientOrderIdInUse,
+    DomainError,
+    OrderNotFound,
+    StatusConflict,
+)
 from order_engine.domain.events import Accepted, EventData, OrderEvent
 from order_engine.domain.orders import (
     Changes,
@@ -31,7 +36,7 @@ _ORDER_COLUMNS = """
     id, type, status, user_wallet, input_token, output_token, input_amount, slippage_bps,
     limit_price, expires_at, dex, quoted_amount_out, min_amount_out, amount_out,
     executed_price, tx_hash, attempts, failure_code, failure_reason, created_at, updated_at,
-    route, tx_slot
+    route, tx_slot, client_order_id
 """
 _MOVED_COLUMNS = ", ".join(f"m.{c.strip()}" for c in _ORDER_COLUMNS.split(","))
 
@@ -39,13 +44,18 @@ _MOVED_COLUMNS = ", ".join(f"m.{c.strip()}" for c in _ORDER_COLUMNS.split(","))
 _INSERT_ORDERS = f"""
 WITH new AS (
     INSERT INTO orders (id, type, status, user_wallet, input_token, output_token,
-                        input_amount, slippage_bps, limit_price, expires_at, queued_at, last_seq)
+                        input_amount, slippage_bps, limit_price, expires_at, queued_at, last_seq,
+                        client_order_id)
     SELECT u.id, u.type, 'pending', u.wallet, u.input_token, u.output_token, u.input_amount,
-           u.slippage_bps, u.limit_price, u.expires_at, CASE WHEN u.queued THEN now() END, 1
+           u.slippage_bps, u.limit_price, u.expires_at, CASE WHEN u.queued THEN now() END, 1,
+           u.client_order_id
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[],
-                $7::int[], $8::numeric[], $9::timestamptz[], $10::boolean[])
+                $7::int[], $8::numeric[], $9::timestamptz[], $10::boolean[], $12::text[])
         AS u(id, type, wallet, input_token, output_token, input_amount, slippage_bps,
-             limit_price, expires_at, queued)
+             limit_price, expires_at, queued, client_order_id)
+    -- A clientOrderId the wallet has already (or twice in this batch) inserts nothing:
+    -- its caller alone is refused, not the batch.
+    ON CONFLICT (user_wallet, client_order_id) WHERE client_order_id IS NOT NULL DO NOTHING
     RETURNING *
 ), event AS (
     INSERT INTO order_events (order_id, seq, status, data, created_at)
@@ -113,25 +123,31 @@ LIMIT $2
 """
 
 _LIST_EVENTS = """
-SELECT e.order_id, o.user_wallet, e.seq, e.status, e.data, e.created_at
+SELECT e.order_id, o.user_wallet, e.seq, e.status, e.data, e.created_at, o.client_order_id
 FROM order_events e JOIN orders o ON o.id = e.order_id
 WHERE e.order_id = $1 AND e.seq > $2
 ORDER BY e.seq
 """
 
 
-def _wallet_orders_query(*, status: bool, after: bool) -> str:
-    """A page of a wallet's orders: $1 wallet, $2 limit, then status, then the keyset.
+def _wallet_orders_query(*, status: bool, after: bool, client: bool) -> str:
+    """A page of a wallet's orders: $1 wallet, $2 limit, then status, then clientOrderId,
+    then the keyset.
 
     Each shape is its own statement, so that each plans as one range of an index
-    (orders_wallet_created_idx, or orders_wallet_status_created_idx with a status).
+    (orders_wallet_created_idx, or orders_wallet_status_created_idx with a status, or
+    one row of orders_wallet_client_order_id_key with a clientOrderId).
     """
     conditions = ["user_wallet = $1"]
+    arg = 3
     if status:
-        conditions.append("status = $3")
+        conditions.append(f"status = ${arg}")
+        arg += 1
+    if client:
+        conditions.append(f"client_order_id = ${arg}")
+        arg += 1
     if after:
-        first = 4 if status else 3
-        conditions.append(f"(created_at, id) < (${first}, ${first + 1})")
+        conditions.append(f"(created_at, id) < (${arg}, ${arg + 1})")
     return f"""
 SELECT {_ORDER_COLUMNS} FROM orders
 WHERE {" AND ".join(conditions)}
@@ -141,10 +157,17 @@ LIMIT $2
 
 
 WALLET_ORDER_QUERIES = {
-    (status, after): _wallet_orders_query(status=status, after=after)
+    (status, after, client): _wallet_orders_query(status=status, after=after, client=client)
     for status in (False, True)
     for after in (False, True)
+    for client in (False, True)
 }
+
+_CLIENT_ORDER_IDS = """
+SELECT o.user_wallet, o.client_order_id, o.id
+FROM orders o JOIN unnest($1::text[], $2::text[]) AS u(wallet, client_order_id)
+  ON o.user_wallet = u.wallet AND o.client_order_id = u.client_order_id
+"""
 
 
 # Marks a created (pending, never queued) order as queued; of concurrent callers exactly
@@ -238,6 +261,7 @@ def _order(row: asyncpg.Record) -> Order:
         updated_at=row["updated_at"],
         route=None if row["route"] is None else exact_json.structure(row["route"], Route),
         tx_slot=row["tx_slot"],
+        client_order_id=row["client_order_id"],
     )
 
 
@@ -249,6 +273,7 @@ def _event(row: asyncpg.Record) -> OrderEvent:
         status=OrderStatus(row["status"]),
         timestamp=row["created_at"],
         data=_events.structure(row["data"], EventData),  # type: ignore[arg-type]
+        client_order_id=row["client_order_id"],
     )
 
 
@@ -310,10 +335,13 @@ class OrderStore:
             await self._hub.publish([event for (_, event), _ in changes])
 
     async def insert_order(self, new: NewOrder, *, queued: bool) -> Change:
-        """Persist a pending order and its first event; `queued` marks it for execution."""
+        """Persist a pending order and its first event; `queued` marks it for execution.
+
+        Raises ClientOrderIdInUse when the wallet has an order of that clientOrderId.
+        """
         return await self._inserts(_Insert(uuid.uuid4(), new, queued))
 
-    async def _insert_batch(self, batch: list[_Insert]) -> list[Change]:
+    async def _insert_batch(self, batch: list[_Insert]) -> list[Change | DomainError]:
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
             rows = await conn.fetch(
                 _INSERT_ORDERS,
@@ -328,10 +356,28 @@ class OrderStore:
                 [i.new.expires_at for i in batch],
                 [i.queued for i in batch],
                 store_data(Accepted()),
+                [i.new.client_order_id for i in batch],
             )
-        orders = {row["id"]: _order(row) for row in rows}
+            orders = {row["id"]: _order(row) for row in rows}
+            refused = [i for i in batch if i.order_id not in orders]
+            holders = {}
+            if refused:
+                # Only a clientOrderId taken already (ON CONFLICT … DO NOTHING) leaves an
+                # order out: name the order that holds it.
+                found = await conn.fetch(
+                    _CLIENT_ORDER_IDS,
+                    [i.new.user_wallet for i in refused],
+                    [i.new.client_order_id for i in refused],
+                )
+                holders = {(r["user_wallet"], r["client_order_id"]): r["id"] for r in found}
+        results: list[Change | DomainError] = []
         changes = []
         for item in batch:
+            if item.order_id not in orders:
+                name = item.new.client_order_id
+                assert name is not None
+                results.append(ClientOrderIdInUse(name, holders[item.new.user_wallet, name]))
+                continue
             order = orders[item.order_id]
             event = OrderEvent(
                 order_id=order.id,
@@ -340,10 +386,12 @@ class OrderStore:
                 status=OrderStatus.PENDING,
                 timestamp=order.created_at,
                 data=Accepted(),
+                client_order_id=order.client_order_id,
             )
             changes.append((order, event))
+            results.append((order, event))
         await self._committed([(change, None) for change in changes])
-        return changes
+        return results
 
     async def transition(
         self,
@@ -426,6 +474,7 @@ class OrderStore:
                 status=write.status,
                 timestamp=order.updated_at,
                 data=write.data,
+                client_order_id=order.client_order_id,
             )
             results.append((order, event))
             committed.append(((order, event), write.since))
@@ -478,14 +527,20 @@ class OrderStore:
         limit: int,
         after: WalletCursor | None = None,
         status: OrderStatus | None = None,
+        client_order_id: str | None = None,
     ) -> list[Order]:
-        """A wallet's orders, newest first, starting after `after`, only in `status` if given."""
+        """A wallet's orders, newest first, starting after `after`, only in `status` and
+        of `client_order_id` if given."""
         args: list[object] = [wallet, limit]
         if status is not None:
             args.append(status.value)
+        if client_order_id is not None:
+            args.append(client_order_id)
         if after is not None:
             args.extend((after.created_at, after.order_id))
-        query = WALLET_ORDER_QUERIES[status is not None, after is not None]
+        query = WALLET_ORDER_QUERIES[
+            status is not None, after is not None, client_order_id is not None
+        ]
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
             rows = await conn.fetch(query, *args)
         return [_order(r) for r in rows]

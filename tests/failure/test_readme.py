@@ -80,9 +80,10 @@ async def test_readme_commands_and_examples_work(served: ServerProcess) -> None:
     up to confirmed and ends."""
     commands = block_with("make run")
     assert "make test" in commands
-    test_command = await make_command("test")
-    assert test_command.endswith("pytest"), test_command
-    code, output = await run(*test_command.split(), "--collect-only", "-q", "tests/unit")
+    pytest, *options = (await make_command("test")).split()
+    assert pytest.endswith("pytest"), pytest
+    assert "--cov" in options
+    code, output = await run(pytest, "--collect-only", "-q", "tests/unit")
     assert code == 0, output
 
     code, output = await run("bash", "-c", on_port(block_with("curl"), served))

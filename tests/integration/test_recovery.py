@@ -230,7 +230,7 @@ async def test_entry_delivered_too_often_is_dead_lettered_and_its_order_failed(
     assert "delivered" in messages[-1]["data"]["reason"]
     assert await redis.xlen(dead.dead_letters) == 1
     metrics = await (await client.get("/metrics")).text()
-    assert "orders_dead_lettered_total 1.0" in metrics.splitlines()
+    assert "order_engine_orders_dead_lettered_total 1.0" in metrics.splitlines()
 
 
 async def test_a_second_delivery_of_a_running_order_waits_for_the_first(

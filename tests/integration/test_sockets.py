@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import uuid
 from datetime import UTC, datetime
 
@@ -134,20 +135,21 @@ async def test_a_wallet_client_that_falls_behind_is_closed_with_1013(
     await other.close()
 
 
+# A WebSocket handshake as a raw GET, so that a refusal's HTTP answer can be read.
+UPGRADE = {
+    "Upgrade": "websocket",
+    "Connection": "Upgrade",
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+}
+
+
 async def test_sockets_per_client_address_are_capped(start_app: AppClient) -> None:
     client = await start_app(ws_max_per_client=2)
     path = f"/ws/orders?wallet={WALLET}"
     first = await client.ws_connect(path)
     second = await client.ws_connect(path)
-    resp = await client.get(
-        path,
-        headers={
-            "Upgrade": "websocket",
-            "Connection": "Upgrade",
-            "Sec-WebSocket-Version": "13",
-            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-        },
-    )
+    resp = await client.get(path, headers=UPGRADE)
     await error_of(resp, 429, "rate_limited")
     assert "Retry-After" in resp.headers
 
@@ -162,3 +164,22 @@ async def test_sockets_per_client_address_are_capped(start_app: AppClient) -> No
     third = await client.ws_connect(path)
     await third.close()
     await second.close()
+
+
+async def test_behind_a_trusted_proxy_the_cap_counts_each_forwarded_client(
+    start_app: AppClient,
+) -> None:
+    """The proxy's own address would hold every client's sockets; with the proxy trusted,
+    each client it forwards for has a cap of its own, and only its own."""
+    client = await start_app(
+        ws_max_per_client=1, trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),)
+    )
+    path = f"/ws/orders?wallet={WALLET}"
+    sockets = [
+        await client.ws_connect(path, headers={"X-Forwarded-For": address})
+        for address in ("198.51.100.1", "198.51.100.2")
+    ]
+    resp = await client.get(path, headers={**UPGRADE, "X-Forwarded-For": "198.51.100.1"})
+    await error_of(resp, 429, "rate_limited")
+    for ws in sockets:
+        await ws.close()
