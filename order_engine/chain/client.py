@@ -28,6 +28,7 @@ from order_engine.chain.model import (
     TxOutcome,
     TxStatus,
     decode_summary,
+    summary_slot,
 )
 from order_engine.routing.pools import Pool
 
@@ -158,7 +159,8 @@ class ChainClient:
                     self._reload_soon()
                 self._subscribed.set()
                 async for message in pubsub.listen():
-                    self.apply(decode_summary(message["data"]))
+                    if summary_slot(message["data"]) > self.slot:
+                        self.apply(decode_summary(message["data"]))
             except (RedisError, OSError) as exc:
                 log.warning("chain listener lost Redis (%s); resubscribing", exc)
                 self._subscribed.set()

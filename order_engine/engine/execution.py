@@ -144,7 +144,7 @@ class Executor:
             delay,
         )
         waiting, _ = await self._store.record(
-            order.id,
+            order,
             order.status,
             RetryScheduled(
                 attempt=attempt + 1,
@@ -160,7 +160,7 @@ class Executor:
         self, order: Order, status: OrderStatus, data: EventData, changes: Changes = Changes()
     ) -> Order:
         moved, _ = await self._store.transition(
-            order.id, status, data, changes, since=order.updated_at
+            order, status, data, changes, since=order.updated_at
         )
         log.info("order %s: %s -> %s", order.id, order.status, status)
         return moved
@@ -266,7 +266,7 @@ class Executor:
         minimum = self._minimum(order, route.amount_out)
         tx = self._new_transaction(order, route, minimum)
         rebuilt, _ = await self._store.record(
-            order.id,
+            order,
             OrderStatus.SUBMITTED,
             attrs.evolve(
                 self._routed(order, decision), min_amount_out=minimum, tx_hash=tx.signature

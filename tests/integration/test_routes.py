@@ -108,7 +108,11 @@ async def test_a_swap_landing_first_in_the_slot_trips_the_next_ones_slippage(
     first moves the pool so far that the second pays less than its minimum."""
     client = await start_app(mock_dex_execution_delay_ms=300)
     big = await execute(client, inputAmount="3000", slippageBps=5000)
-    small = await execute(client, inputAmount="2", slippageBps=10)
+    async with client.ws_connect(f"/ws/orders/{big['orderId']}") as ws:
+        # The big swap is sent, and lands in 300 ms: the small one is quoted before that.
+        while (await ws.receive_json(timeout=10))["status"] != "submitted":
+            pass
+        small = await execute(client, inputAmount="2", slippageBps=10)
     big_events = await follow_order(client, big["orderId"])
     small_events = await follow_order(client, small["orderId"])
     assert big_events[-1]["status"] == "confirmed"
