@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from order_engine.api.access import client_of
+from order_engine.api.appkeys import HUB, ORDERS, SETTINGS, WEBSOCKETS, WS_CLIENTS
 from order_engine.api.errors import (
     RETRY_AFTER_S,
     ApiError,
@@ -27,7 +28,6 @@ from order_engine.api.schemas import (
     parse_wallet,
 )
 from order_engine.api.serialize import order_json
-from order_engine.appkeys import HUB, ORDERS, SETTINGS, WEBSOCKETS, WS_CLIENTS
 from order_engine.domain.errors import ClientOrderIdInUse, OrderNotFound, RateLimited
 from order_engine.hub import Delivery, Hub, SubscriberDropped, Subscription
 from order_engine.outage import DEPENDENCY_ERRORS

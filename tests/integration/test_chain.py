@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from order_engine.appkeys import CHAIN_CLIENT
+from order_engine.api.appkeys import CHAIN_CLIENT
 from order_engine.chain.ledger import Ledger
 from order_engine.chain.market import genesis_pools
 from order_engine.chain.model import SlotSummary

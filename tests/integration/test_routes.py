@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from order_engine.appkeys import CHAIN_CLIENT
+from order_engine.api.appkeys import CHAIN_CLIENT
 from order_engine.chain.market import Market, genesis_pools, listed_pools
 from order_engine.chain.venues import chain_venues
 from order_engine.routing.router import Router
