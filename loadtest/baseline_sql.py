@@ -3,11 +3,12 @@
 One order of the engine (a direct route) runs, in this order: the insert of the order
 and its first event; the worker's advisory lock on the order; the read of the order;
 the transitions to routing, building and submitted (each one UPDATE with its event
-INSERT); the chain's lookup by signature (under the pool's lock) and the insert of the
-chain row; the transition to confirmed; the unlock. This script runs exactly those
-statements, through the engine's own store and chain classes, on an asyncpg pool of the
-engine's default size, for `--orders` orders with `--concurrency` of them at once; no
-HTTP, no Redis, no routing, no WebSockets. The engine's throughput divided by this one
+INSERT); sending the transaction to the chain (one INSERT) and the slot's update of its
+row (one UPDATE here; a slot updates all of its transactions in one statement); the
+transition to confirmed; the unlock. This script runs those statements, through the
+engine's own store and chain classes, on an asyncpg pool of the engine's default size,
+for `--orders` orders with `--concurrency` of them at once; no HTTP, no Redis, no
+routing, no WebSockets. The engine's throughput divided by this one
 is the share of Postgres's capacity the engine achieves.
 
     python loadtest/baseline_sql.py --database-url postgresql://postgres@127.0.0.1:5432/oe_bench \\
@@ -28,16 +29,27 @@ import uuid
 from decimal import Decimal
 
 import asyncpg
+import attrs
 
-from order_engine.chain.ledger import SimulatedChain
+from order_engine.chain.ledger import Ledger
+from order_engine.chain.market import genesis_pools
+from order_engine.chain.model import Transaction
+from order_engine.domain.events import Built, Confirmed, Routed, Submitted
 from order_engine.domain.orders import Changes, NewOrder, OrderStatus, OrderType
+from order_engine.domain.routes import DIRECT, Quote, Route, SwapLeg
 from order_engine.engine.locks import order_lock_key
 from order_engine.migrations import migrate
-from order_engine.routing.venues import SwapTransaction
 from order_engine.store.orders import OrderStore, create_pool
 
 WALLET = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
 STATEMENTS_PER_ORDER = 10
+QUOTE = Quote("meteora", "SOL", "USDC", Decimal("0.1"), Decimal("14.98"), 10, Decimal("0.03"))
+ROUTE = Route(DIRECT, (QUOTE,), QUOTE.amount_out)
+LAND = """
+UPDATE chain_transactions SET status = 'landed', amount_out = 14.97, executed_price = 149.7,
+    slot = 1
+WHERE signature = $1
+"""
 
 
 async def advisory(pool: asyncpg.Pool, sql: str, order_id: uuid.UUID) -> None:
@@ -47,7 +59,7 @@ async def advisory(pool: asyncpg.Pool, sql: str, order_id: uuid.UUID) -> None:
         await conn.fetchval(sql, order_lock_key(order_id))
 
 
-async def one_order(store: OrderStore, chain: SimulatedChain, pool: asyncpg.Pool) -> float:
+async def one_order(store: OrderStore, ledger: Ledger, pool: asyncpg.Pool) -> float:
     """Run one order's statements; return its milliseconds."""
     started = time.perf_counter()
     new = NewOrder(
@@ -64,37 +76,40 @@ async def one_order(store: OrderStore, chain: SimulatedChain, pool: asyncpg.Pool
     await advisory(pool, "SELECT pg_try_advisory_lock($1)", order.id)
     picked = await store.get_order(order.id)
     assert picked is not None
-    quote = {"dex": "meteora", "amountOut": "14.98", "price": "149.8", "feeBps": 10}
     await store.transition(
         order.id,
         OrderStatus.ROUTING,
-        Changes(dex="meteora", quoted_amount_out=Decimal("14.98"), attempts=1),
-        {"quotes": [quote, {**quote, "dex": "raydium"}], "dex": "meteora", "route": quote},
+        Routed(quotes=(QUOTE, attrs.evolve(QUOTE, dex="raydium")), route=ROUTE),
+        Changes(dex="meteora", quoted_amount_out=Decimal("14.98"), route=ROUTE, attempts=1),
     )
     signature = uuid.uuid4().hex
     await store.transition(
         order.id,
         OrderStatus.BUILDING,
-        Changes(min_amount_out=Decimal("14.83"), tx_hash=signature),
-        {"dex": "meteora", "minAmountOut": "14.83"},
+        Built(dex="meteora", min_amount_out=Decimal("14.83")),
+        Changes(min_amount_out=Decimal("14.83"), tx_hash=signature, tx_slot=0),
     )
-    await store.transition(order.id, OrderStatus.SUBMITTED, data={"txHash": signature})
-    tx = SwapTransaction(
+    await store.transition(order.id, OrderStatus.SUBMITTED, Submitted(signature))
+    tx = Transaction(
         signature=signature,
         order_id=order.id,
+        attempt=1,
         dex="meteora",
         input_token="SOL",
         output_token="USDC",
         input_amount=Decimal("0.1"),
         min_amount_out=Decimal("14.83"),
+        legs=(SwapLeg("meteora", "SOL", "USDC", Decimal("0.1")),),
+        built_slot=0,
     )
-    await chain.find(signature)
-    receipt, _ = await chain.settle(tx, Decimal("14.97"), Decimal("149.7"))
+    await ledger.send(tx, expiry_slots=1_000_000)
+    async with pool.acquire() as conn:
+        await conn.execute(LAND, signature)
     await store.transition(
         order.id,
         OrderStatus.CONFIRMED,
-        Changes(amount_out=receipt.amount_out, executed_price=receipt.executed_price),
-        {"txHash": signature, "amountOut": "14.97", "executedPrice": "149.7"},
+        Confirmed(signature, Decimal("14.97"), Decimal("149.7")),
+        Changes(amount_out=Decimal("14.97"), executed_price=Decimal("149.7")),
     )
     await advisory(pool, "SELECT pg_advisory_unlock($1)", order.id)
     return (time.perf_counter() - started) * 1000
@@ -106,7 +121,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         args.database_url, min_size=args.pool_size, max_size=args.pool_size, command_timeout=30
     )
     try:
-        store, chain = OrderStore(pool), SimulatedChain(pool)
+        store, ledger = OrderStore(pool), Ledger(pool)
+        await ledger.genesis(genesis_pools(), seed=1)
         remaining = args.orders
         durations: list[float] = []
 
@@ -114,7 +130,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             nonlocal remaining
             while remaining > 0:
                 remaining -= 1
-                durations.append(await one_order(store, chain, pool))
+                durations.append(await one_order(store, ledger, pool))
 
         started = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(args.concurrency)))

@@ -4,7 +4,8 @@ fixed concurrency, for a fixed number of orders.
 Every order is followed to its terminal status on a WebSocket (never by polling). The
 last line printed is one JSON object: offered and achieved orders/s, HTTP submit latency
 and accept -> confirmed latency (p50/p90/p99/max, ms), failures by code, orders not
-terminal at the end, and the server's peak RSS.
+terminal at the end, and the server's peak RSS. While it runs, a progress bar on stderr
+counts orders ended and shows the rate so far (only when stderr is a terminal).
 
     python loadtest/bench.py --base-url http://127.0.0.1:3000 --orders 2000 --concurrency 100
     python loadtest/bench.py --spawn --quote-delay-ms 0 --execution-delay-ms 0 \\
@@ -44,6 +45,7 @@ from typing import Any
 import aiohttp
 import attrs
 import base58
+from tqdm import tqdm
 
 TERMINAL = {"confirmed", "failed"}
 
@@ -162,17 +164,39 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     return {"p50": rank(0.50), "p90": rank(0.90), "p99": rank(0.99), "max": round(ordered[-1], 1)}
 
 
-def peak_rss_mib(pid: int | None) -> float | None:
+def server_pids(pid: int | None) -> list[int]:
+    """The server's process and, when it runs several, its children."""
     if pid is None:
-        return None
+        return []
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return None
+        return [pid]
+    return [pid, *map(int, children)]
+
+
+def peak_rss_mib(pids: list[int]) -> float | None:
+    """The peak resident memory of the server's processes, summed."""
+    peaks = []
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        peaks += [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")]
+    return round(sum(peaks) / 1024, 1) if peaks else None
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU the server's processes have used so far."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -203,6 +227,7 @@ async def spawn_server(args: argparse.Namespace) -> AsyncIterator[Spawned]:
             "MOCK_DEX_QUOTE_DELAY_MS": str(args.quote_delay_ms),
             "MOCK_DEX_EXECUTION_DELAY_MS": str(args.execution_delay_ms),
             "MOCK_DEX_FAILURE_RATE": str(args.failure_rate),
+            "CHAIN_SLOT_MS": str(args.chain_slot_ms),
             # Every wallet's socket comes from this one address; the per-address cap that
             # protects a real deployment (100) would refuse some of them.
             "WS_MAX_PER_CLIENT": str(max(1000, args.wallets)),
@@ -212,6 +237,8 @@ async def spawn_server(args: argparse.Namespace) -> AsyncIterator[Spawned]:
             "-m",
             "order_engine",
             "serve",
+            "--processes",
+            str(args.processes),
             env=env,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
@@ -256,6 +283,12 @@ async def wait_until_healthy(server: Spawned) -> None:
     raise RuntimeError("server exited before it was healthy:\n" + "".join(server.log))
 
 
+def progress_bar(total: int) -> tqdm[Any]:
+    """Orders ended so far, on stderr; silent when stderr is not a terminal (disable=None),
+    so that logs of scripted runs hold only the JSON line."""
+    return tqdm(total=total, unit="order", file=sys.stderr, disable=None, smoothing=0.1)
+
+
 async def drive(args: argparse.Namespace, base_url: str) -> tuple[list[Outcome], float]:
     """Run every order; return the outcomes and the seconds from the first submit to the
     last order's end."""
@@ -264,6 +297,15 @@ async def drive(args: argparse.Namespace, base_url: str) -> tuple[list[Outcome],
     outcomes: list[Outcome] = []
     connector = aiohttp.TCPConnector(limit=0)
     feeds = WalletFeeds()
+    bar = progress_bar(len(bodies))
+
+    async def counted(body: dict[str, Any]) -> Outcome:
+        outcome = await run_order(session, base_url, body, feeds, args.timeout_s)
+        bar.update()
+        if outcome.failure is not None:
+            bar.set_postfix(failed=sum(o.failure is not None for o in outcomes) + 1)
+        return outcome
+
     async with aiohttp.ClientSession(connector=connector) as session:
         await feeds.open(session, base_url, owners)
         started = time.perf_counter()
@@ -275,9 +317,7 @@ async def drive(args: argparse.Namespace, base_url: str) -> tuple[list[Outcome],
                 delay = started + i / args.rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                tasks.append(
-                    asyncio.create_task(run_order(session, base_url, body, feeds, args.timeout_s))
-                )
+                tasks.append(asyncio.create_task(counted(body)))
             outcomes = list(await asyncio.gather(*tasks))
         else:
             queue = collections.deque(bodies)
@@ -285,16 +325,21 @@ async def drive(args: argparse.Namespace, base_url: str) -> tuple[list[Outcome],
             async def client() -> None:
                 while queue:
                     body = queue.popleft()
-                    outcomes.append(await run_order(session, base_url, body, feeds, args.timeout_s))
+                    outcomes.append(await counted(body))
 
             await asyncio.gather(*(client() for _ in range(args.concurrency)))
         elapsed = time.perf_counter() - started
+        bar.close()
         await feeds.close()
     return outcomes, elapsed
 
 
 def summary(
-    args: argparse.Namespace, outcomes: list[Outcome], elapsed: float, rss: float | None
+    args: argparse.Namespace,
+    outcomes: list[Outcome],
+    elapsed: float,
+    rss: float | None,
+    cpu_s: float | None,
 ) -> dict[str, Any]:
     failures = collections.Counter(o.failure for o in outcomes if o.failure is not None)
     terminal = sum(o.status in TERMINAL for o in outcomes)
@@ -313,6 +358,9 @@ def summary(
         "failures": dict(sorted(failures.items())),
         "not_terminal": sum(o.status not in TERMINAL and o.failure is None for o in outcomes),
         "server_peak_rss_mib": rss,
+        "server_cpu_ms_per_order": round(cpu_s * 1000 / terminal, 3)
+        if cpu_s and terminal
+        else None,
         "server": (
             {
                 "spawned": True,
@@ -320,6 +368,8 @@ def summary(
                 "quote_delay_ms": args.quote_delay_ms,
                 "execution_delay_ms": args.execution_delay_ms,
                 "failure_rate": args.failure_rate,
+                "chain_slot_ms": args.chain_slot_ms,
+                "processes": args.processes,
             }
             if args.spawn
             else {"spawned": False}
@@ -328,15 +378,19 @@ def summary(
     }
 
 
+async def measured(args: argparse.Namespace, base_url: str, pid: int | None) -> dict[str, Any]:
+    pids = server_pids(pid)
+    cpu_before = cpu_seconds(pids)
+    outcomes, elapsed = await drive(args, base_url)
+    cpu_s = cpu_seconds(pids) - cpu_before if pids else None
+    return summary(args, outcomes, elapsed, peak_rss_mib(pids), cpu_s)
+
+
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     if args.spawn:
         async with spawn_server(args) as server:
-            outcomes, elapsed = await drive(args, server.base_url)
-            rss = peak_rss_mib(server.process.pid)
-    else:
-        outcomes, elapsed = await drive(args, args.base_url)
-        rss = peak_rss_mib(args.server_pid)
-    return summary(args, outcomes, elapsed, rss)
+            return await measured(args, server.base_url, server.process.pid)
+    return await measured(args, args.base_url, args.server_pid)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -360,6 +414,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     spawn.add_argument("--quote-delay-ms", type=int, default=200)
     spawn.add_argument("--execution-delay-ms", type=int, default=2500)
     spawn.add_argument("--failure-rate", type=float, default=0.0)
+    spawn.add_argument("--chain-slot-ms", type=int, default=400)
+    spawn.add_argument("--processes", type=int, default=1)
     return parser.parse_args(argv)
 
 

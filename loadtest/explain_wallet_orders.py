@@ -23,12 +23,12 @@ from order_engine.store.orders import WALLET_ORDER_QUERIES
 
 LOAD = """
 INSERT INTO orders (id, type, status, user_wallet, input_token, output_token, input_amount,
-                    slippage_bps, created_at, updated_at)
+                    slippage_bps, created_at, updated_at, client_order_id)
 SELECT gen_random_uuid(), 'market',
        (ARRAY['pending', 'routing', 'confirmed', 'confirmed', 'confirmed', 'failed',
               'cancelled'])[1 + i % 7],
        'wallet-' || (i % $2), 'SOL', 'USDC', 1 + i % 10, 50,
-       now() - make_interval(secs => i), now()
+       now() - make_interval(secs => i), now(), 'client-' || i
 FROM generate_series(1, $1) AS i
 """
 
@@ -43,15 +43,17 @@ async def explain(url: str, orders: int, wallets: int) -> bool:
         print(f"orders: {total}, wallets: {wallets}\n")
         cursor = (datetime.now(UTC), uuid.uuid4())
         clean = True
-        for (status, after), query in WALLET_ORDER_QUERIES.items():
+        for (status, after, client), query in WALLET_ORDER_QUERIES.items():
             args: list[object] = ["wallet-42", 51]
             if status:
                 args.append("confirmed")
+            if client:
+                args.append("client-42")
             if after:
                 args.extend(cursor)
             rows = await conn.fetch(f"EXPLAIN (ANALYZE, COSTS OFF) {query}", *args)
             plan = "\n".join(r[0] for r in rows)
-            print(f"-- status filter: {status}, cursor: {after}\n{plan}\n")
+            print(f"-- status: {status}, clientOrderId: {client}, cursor: {after}\n{plan}\n")
             clean = clean and "Seq Scan" not in plan
         return clean
     finally:

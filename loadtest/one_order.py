@@ -2,6 +2,8 @@
 
 Sends orders one at a time (no contention), follows each on its WebSocket, and prints the
 median time from the HTTP response to each status, then one JSON object as the last line.
+A progress bar on stderr shows the orders done and the last one's status (only when stderr
+is a terminal).
 
     python loadtest/one_order.py --base-url http://127.0.0.1:3000 --orders 10
 """
@@ -12,9 +14,11 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import time
 
 import aiohttp
+from tqdm import tqdm
 
 WALLET = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
 
@@ -40,8 +44,14 @@ async def main() -> None:
     parser.add_argument("--orders", type=int, default=10)
     args = parser.parse_args()
 
-    async with aiohttp.ClientSession() as session:
-        runs = [await one(session, args.base_url) for _ in range(args.orders)]
+    runs: list[dict[str, float]] = []
+    with tqdm(total=args.orders, unit="order", file=sys.stderr, disable=None) as bar:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(args.orders):
+                runs.append(await one(session, args.base_url))
+                last = max(runs[-1], key=runs[-1].__getitem__)
+                bar.set_postfix_str(f"{last} in {runs[-1][last]:.0f} ms")
+                bar.update()
     statuses = ["accepted", "routing", "building", "submitted", "confirmed", "failed"]
     medians = {
         s: round(statistics.median(r[s] for r in runs if s in r), 1)

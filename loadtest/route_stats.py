@@ -4,7 +4,7 @@ Runs `--orders` random orders (pairs among the traded tokens, sizes log-uniform 
 to $1M) through the real Router over the simulated Raydium and Meteora, with no delays
 and no failures. Each chosen route is then executed on the simulated market, so the
 reserves move as they would, and the seeded price walk takes one step per order. The
-chain is kept in memory: no database is needed.
+chain's market is kept in memory: no database is needed.
 
 Prints each DEX's share of wins, how many orders used a split or a two-hop route, and the
 average improvement of the chosen route over always using one DEX, then one JSON object
@@ -25,17 +25,13 @@ import uuid
 from collections import Counter
 from decimal import Decimal
 
-from order_engine.chain.ledger import SimulatedChain
-from order_engine.chain.market import (
-    DEXES,
-    SimulatedMarket,
-    meteora_pools,
-    raydium_pools,
-    simulated_venues,
-)
-from order_engine.routing.router import DIRECT, SPLIT, TWO_HOP, Route, Router, min_amount_out
+from order_engine.chain.market import DEXES, Market, genesis_pools, listed_pools
+from order_engine.chain.model import TxStatus, build_transaction
+from order_engine.chain.slots import apply_transaction, walk_market
+from order_engine.chain.venues import chain_venues
+from order_engine.domain.routes import DIRECT, SPLIT, TWO_HOP, Route
+from order_engine.routing.router import Router, min_amount_out
 from order_engine.routing.tokens import TOKENS
-from order_engine.routing.venues import SwapReceipt, SwapTransaction, transaction_signature
 
 # Rough dollar prices, only to draw order sizes that mean the same across tokens.
 USD_PRICE = {
@@ -53,23 +49,6 @@ USD_PRICE = {
 SLIPPAGE_BPS = 50
 
 
-class MemoryChain(SimulatedChain):
-    """The chain's ledger in a dict: what the Postgres table does, for one process."""
-
-    def __init__(self) -> None:
-        self._swaps: dict[str, SwapReceipt] = {}
-
-    async def find(self, signature: str) -> SwapReceipt | None:
-        return self._swaps.get(signature)
-
-    async def settle(
-        self, tx: SwapTransaction, amount_out: Decimal, executed_price: Decimal
-    ) -> tuple[SwapReceipt, bool]:
-        receipt = SwapReceipt(tx.signature, tx.order_id, tx.dex, amount_out, executed_price)
-        self._swaps[tx.signature] = receipt
-        return receipt, True
-
-
 def credit(route: Route) -> dict[str, float]:
     """How much of the order's win goes to each DEX: all of it for a direct route, by
     the share of the input for a split, half to each hop's DEX for a path."""
@@ -84,17 +63,10 @@ def credit(route: Route) -> dict[str, float]:
 
 async def run(orders: int, seed: int, volatility_bps: float) -> dict[str, object]:
     rng = random.Random(seed)
-    market = SimulatedMarket(
-        raydium_pools() + meteora_pools(), seed=seed, volatility_bps=volatility_bps
-    )
-    chain = MemoryChain()
-    venues = simulated_venues(
-        chain, quote_delay_s=0, execution_delay_s=0, failure_rate=0, seed=seed, market=market
-    )
-    by_name = {v.name: v for v in venues}
-    router = Router(venues, quote_timeout_s=5)
+    market = Market(listed_pools(genesis_pools()))
+    router = Router(chain_venues(lambda: market, quote_delay_s=0), quote_timeout_s=5)
     symbols = sorted(USD_PRICE)
-    pooled = sorted({(p.token_a.symbol, p.token_b.symbol) for p in market.pools()})
+    pooled = sorted({(i.pool.token_a.symbol, i.pool.token_b.symbol) for i in market.listed()})
 
     wins: dict[str, float] = dict.fromkeys(DEXES, 0.0)
     kinds: Counter[str] = Counter()
@@ -103,7 +75,7 @@ async def run(orders: int, seed: int, volatility_bps: float) -> dict[str, object
     unfillable: Counter[str] = Counter()
     failed = 0
     for n in range(orders):
-        market.walk()
+        walk_market(market, seed=seed, slot=n, volatility=volatility_bps / 10_000)
         # Mostly pairs some pool trades directly, as most real orders are; a fifth of
         # them any pair at all, which only a path can fill.
         if rng.random() < 0.8:
@@ -132,20 +104,13 @@ async def run(orders: int, seed: int, volatility_bps: float) -> dict[str, object
 
         order_id = uuid.UUID(int=rng.getrandbits(128))
         minimum = min_amount_out(route.amount_out, SLIPPAGE_BPS, TOKENS[dst])
-        legs = route.swap_legs()
-        tx = SwapTransaction(
-            signature=transaction_signature(order_id, route.dex, amount, minimum, n),
-            order_id=order_id,
-            dex=route.dex,
-            input_token=src,
-            output_token=dst,
-            input_amount=amount,
-            min_amount_out=minimum,
-            legs=legs,
+        tx = build_transaction(
+            order_id, 1, route.dex, src, dst, amount, route.swap_legs(), minimum, n
         )
-        try:
-            await by_name[legs[0].dex if legs else route.dex].execute(tx)
-        except Exception:
+        outcome, _ = apply_transaction(
+            market, tx, seed=seed, failure_rate=0.0, already_landed=False
+        )
+        if outcome.status is not TxStatus.LANDED:
             failed += 1
 
     def mean(values: list[float]) -> float:

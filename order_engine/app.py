@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import socket
 import uuid
 from collections import Counter
@@ -14,21 +15,16 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, web
 
-from order_engine.api.auth import auth_middleware
-from order_engine.api.errors import body_middleware, error_middleware
-from order_engine.api.health_service import HealthCheck
-from order_engine.api.metrics import metrics_middleware
-from order_engine.api.orders_service import OrderService
-from order_engine.api.ratelimit import SubmissionLimiter
-from order_engine.api.routes import setup_routes
-from order_engine.appkeys import (
+from order_engine.api.access import request_context_middleware, send_request_id
+from order_engine.api.appkeys import (
+    CHAIN_CLIENT,
     DB_POOL,
     HEALTH,
     HUB,
     IDEMPOTENCY,
-    MARKET,
     METRICS,
     ORDERS,
+    PROCESS_NAME,
     QUEUE,
     RECONCILER,
     REDIS,
@@ -38,14 +34,20 @@ from order_engine.appkeys import (
     WORKERS,
     WS_CLIENTS,
 )
-from order_engine.chain.ledger import SimulatedChain
-from order_engine.chain.market import (
-    SimulatedMarket,
-    meteora_pools,
-    raydium_pools,
-    run_market_clock,
-    simulated_venues,
-)
+from order_engine.api.auth import auth_middleware
+from order_engine.api.errors import body_middleware, error_middleware
+from order_engine.api.health_service import Check, HealthCheck, condition
+from order_engine.api.idempotency import purge_periodically
+from order_engine.api.metrics import metrics_middleware
+from order_engine.api.orders_service import OrderService
+from order_engine.api.ratelimit import SubmissionLimiter
+from order_engine.api.routes import setup_routes
+from order_engine.api.serialize import encode_event
+from order_engine.chain.client import ChainClient
+from order_engine.chain.ledger import Ledger
+from order_engine.chain.market import genesis_pools
+from order_engine.chain.slots import SlotConfig, SlotProducer
+from order_engine.chain.venues import chain_venues
 from order_engine.config import Settings
 from order_engine.engine.execution import Executor
 from order_engine.engine.locks import AdvisoryLocks
@@ -53,6 +55,7 @@ from order_engine.engine.reconciler import Reconciler
 from order_engine.engine.retry import RetryPolicy
 from order_engine.engine.worker import Recovery, WorkerPool
 from order_engine.hub import Hub
+from order_engine.leader import Leadership, Role
 from order_engine.memory import trim_after_sockets_close
 from order_engine.metrics import Metrics
 from order_engine.queue import OrderQueue
@@ -84,8 +87,8 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     # "Too many connections".
     pool = aioredis.BlockingConnectionPool.from_url(
         settings.redis_url,
-        max_connections=64,
-        timeout=5,
+        max_connections=settings.redis_pool_max,
+        timeout=settings.redis_pool_timeout_s,
         decode_responses=True,
         socket_timeout=5,
         socket_connect_timeout=2,
@@ -98,11 +101,73 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     await pool.disconnect()
 
 
+def slot_config(settings: Settings) -> SlotConfig:
+    """The slot producer's settings; the walk's and launches' intervals in whole slots."""
+
+    def every(interval_ms: float) -> int:
+        return max(1, round(interval_ms / settings.chain_slot_ms)) if interval_ms > 0 else 0
+
+    return SlotConfig(
+        slot_s=settings.chain_slot_ms / 1000,
+        execution_delay_s=settings.mock_dex_execution_delay_ms / 1000,
+        failure_rate=settings.mock_dex_failure_rate,
+        expiry_slots=settings.chain_tx_expiry_slots,
+        max_transactions=settings.chain_slot_max_txs,
+        walk_every=every(settings.price_walk_interval_ms),
+        volatility=settings.price_walk_volatility_bps / 10_000,
+        launch_every=every(settings.pool_launch_interval_s * 1000),
+        seed=settings.mock_dex_seed,
+    )
+
+
+async def chain_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The shared chain as this process sees it, and its share in producing slots."""
+    settings = app[SETTINGS]
+    ledger = Ledger(app[DB_POOL])
+    seed = settings.mock_dex_seed
+    await ledger.genesis(genesis_pools(), random.getrandbits(62) if seed is None else seed)
+    client = ChainClient(
+        ledger,
+        app[REDIS],
+        f"{settings.redis_prefix}chain",
+        slot_s=settings.chain_slot_ms / 1000,
+        execution_delay_s=settings.mock_dex_execution_delay_ms / 1000,
+        expiry_slots=settings.chain_tx_expiry_slots,
+    )
+    await client.start()
+    app[CHAIN_CLIENT] = client
+    leadership = Leadership(
+        settings.database_url, Role.SLOT_PRODUCER, timeout_s=settings.db_command_timeout_s
+    )
+    producer = SlotProducer(
+        app[DB_POOL],
+        app[REDIS],
+        f"{settings.redis_prefix}chain",
+        leadership,
+        slot_config(settings),
+        name=app[PROCESS_NAME],
+        on_summary=client.apply,
+        on_closed=lambda summary, seconds: app[METRICS].slot_closed(
+            seconds, (o.status.value for o in summary.outcomes)
+        ),
+    )
+    await producer.start()
+    yield
+    await producer.stop()
+    await leadership.close()
+    await client.stop()
+
+
 async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     """The hub, the queue and the services built on them."""
     settings = app[SETTINGS]
     redis = app[REDIS]
-    hub = Hub(redis, f"{settings.redis_prefix}events", buffer_size=settings.hub_buffer_size)
+    hub = Hub(
+        redis,
+        f"{settings.redis_prefix}events",
+        buffer_size=settings.hub_buffer_size,
+        encode=encode_event,
+    )
     await hub.start()
     metrics = app[METRICS]
     store = OrderStore(app[DB_POOL], hub=hub, observer=metrics.transition)
@@ -114,8 +179,9 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         socket_timeout=READ_BLOCK_MS / 1000 + 5,
         socket_connect_timeout=2,
     )
-    consumer = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    queue = OrderQueue(redis, reader, stream=f"{settings.redis_prefix}orders", consumer=consumer)
+    queue = OrderQueue(
+        redis, reader, stream=f"{settings.redis_prefix}orders", consumer=app[PROCESS_NAME]
+    )
     app[HUB] = hub
     app[QUEUE] = queue
     limiter = SubmissionLimiter(
@@ -126,19 +192,9 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[ORDERS] = OrderService(store, queue, metrics, limiter)
     app[IDEMPOTENCY] = IdempotencyStore(app[DB_POOL])
-    market = SimulatedMarket(
-        raydium_pools() + meteora_pools(),
-        seed=settings.mock_dex_seed,
-        volatility_bps=settings.price_walk_volatility_bps,
-    )
-    app[MARKET] = market
-    venues = simulated_venues(
-        SimulatedChain(app[DB_POOL]),
-        quote_delay_s=settings.mock_dex_quote_delay_ms / 1000,
-        execution_delay_s=settings.mock_dex_execution_delay_ms / 1000,
-        failure_rate=settings.mock_dex_failure_rate,
-        seed=settings.mock_dex_seed,
-        market=market,
+    chain = app[CHAIN_CLIENT]
+    venues = chain_venues(
+        lambda: chain.market, quote_delay_s=settings.mock_dex_quote_delay_ms / 1000
     )
     router = Router(venues, quote_timeout_s=settings.quote_timeout_ms / 1000)
     app[ROUTER] = router
@@ -150,7 +206,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     locks = AdvisoryLocks(settings.database_url, timeout_s=settings.db_command_timeout_s)
     workers = WorkerPool(
         queue,
-        Executor(store, router, retry=retry),
+        Executor(store, router, chain, retry=retry),
         locks,
         concurrency=settings.worker_concurrency,
         shutdown_timeout_s=settings.shutdown_timeout_s,
@@ -160,34 +216,47 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         ),
     )
     app[WORKERS] = workers
+    reconciler_lead = Leadership(
+        settings.database_url, Role.RECONCILER, timeout_s=settings.db_command_timeout_s
+    )
     app[RECONCILER] = Reconciler(
         store,
         queue,
-        locks,
+        reconciler_lead,
         interval_s=settings.reconcile_interval_s,
         grace_s=settings.reconcile_grace_s,
     )
-    app[HEALTH] = HealthCheck(store, redis, queue, workers)
+    app[HEALTH] = HealthCheck(
+        [
+            Check("postgres", store.ping),
+            Check("redis", redis.ping),
+            Check(
+                "chain",
+                condition(lambda: chain.current, "no slot of the shared chain reached us lately"),
+                failed="stalled",
+            ),
+        ],
+        queue,
+        workers,
+        figures={"chainSlot": lambda: chain.slot},
+    )
     yield
     await hub.stop()
     await reader.aclose()
     await locks.close()
+    await reconciler_lead.close()
 
 
-async def market_clock_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The simulated market's price walk and pool launches, on their timers."""
-    settings = app[SETTINGS]
-    clock = asyncio.create_task(
-        run_market_clock(
-            app[MARKET],
-            walk_interval_s=settings.price_walk_interval_ms / 1000,
-            launch_interval_s=settings.pool_launch_interval_s,
-        )
-    )
+async def idempotency_purge_ctx(app: web.Application) -> AsyncIterator[None]:
+    interval_s = app[SETTINGS].idempotency_purge_interval_s
+    if not interval_s:
+        yield
+        return
+    purge = asyncio.create_task(purge_periodically(app[IDEMPOTENCY], interval_s))
     yield
-    clock.cancel()
+    purge.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await clock
+        await purge
 
 
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -220,20 +289,39 @@ async def close_websockets(app: web.Application) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    # Metrics outside the error middleware, so that they see the status it answered;
+    # The request's id and client first, so that every line logged under it has them;
+    # metrics outside the error middleware, so that they see the status it answered;
     # authentication inside it, so that a refusal has the error shape, and before the
     # body checks, so that a client without a key learns nothing else.
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[metrics_middleware, error_middleware, auth_middleware, body_middleware],
+        middlewares=[
+            request_context_middleware,
+            metrics_middleware,
+            error_middleware,
+            auth_middleware,
+            body_middleware,
+        ],
     )
     app[SETTINGS] = settings
+    app[PROCESS_NAME] = (
+        settings.worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    )
     app[METRICS] = Metrics()
     app[WEBSOCKETS] = set()
     app[WS_CLIENTS] = Counter()
     app.cleanup_ctx.extend(
-        [postgres_ctx, redis_ctx, engine_ctx, market_clock_ctx, memory_ctx, workers_ctx]
+        [
+            postgres_ctx,
+            redis_ctx,
+            chain_ctx,
+            engine_ctx,
+            idempotency_purge_ctx,
+            memory_ctx,
+            workers_ctx,
+        ]
     )
     app.on_shutdown.append(close_websockets)
+    app.on_response_prepare.append(send_request_id)
     setup_routes(app)
     return app

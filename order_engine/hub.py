@@ -1,28 +1,39 @@
 """Publish/subscribe of status events, per order and per wallet, relayed between processes.
 
-Events are delivered to local subscribers at once and published on a Redis channel; each
-process's relay delivers what other processes published. A subscriber whose buffer is
-full is dropped, never waited for: Postgres keeps every event, so it can catch up by
-replay.
+Each event is encoded once, into the message every socket sends, and delivered to local
+subscribers at once; a batch of events then goes to the other processes as one Redis
+message, and each process's relay delivers what the others published. A subscriber
+whose buffer is full is dropped, never waited for: Postgres keeps every event, so it can
+catch up by replay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
-from collections.abc import Callable, Hashable, Iterable
-from datetime import datetime
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
+import attrs
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from order_engine.domain.orders import OrderEvent, OrderStatus
+from order_engine.domain.events import OrderEvent
 
 log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class Delivery:
+    """An event as subscribers get it: enough to order it, and its message, encoded."""
+
+    order_id: uuid.UUID
+    wallet: str
+    seq: int
+    terminal: bool
+    text: str
 
 
 Notify = Callable[[], None]
@@ -56,7 +67,7 @@ class Subscription:
         notify: Notify | None = None,
         on_drop: Notify | None = None,
     ) -> None:
-        self._events: list[OrderEvent] | None = None
+        self._events: list[Delivery] | None = None
         self._limit = buffer_size
         self._notify = notify
         self._on_drop = on_drop
@@ -64,7 +75,7 @@ class Subscription:
         self._key: Hashable = None
         self.dropped = False
 
-    def deliver(self, event: OrderEvent) -> bool:
+    def deliver(self, event: Delivery) -> bool:
         """Buffer `event`; False (and the subscription is dropped) when the buffer is full."""
         if self.dropped:
             return False
@@ -83,7 +94,7 @@ class Subscription:
         self._events.append(event)
         return True
 
-    def take(self) -> list[OrderEvent]:
+    def take(self) -> list[Delivery]:
         """Every buffered event, oldest first, leaving the buffer empty."""
         events, self._events = self._events or [], None
         return events
@@ -117,43 +128,58 @@ class Subscription:
         self.leave()
 
 
-def encode_event(event: OrderEvent, origin: str) -> str:
-    return json.dumps(
-        {
-            "origin": origin,
-            "orderId": str(event.order_id),
-            "wallet": event.user_wallet,
-            "seq": event.seq,
-            "status": event.status.value,
-            "timestamp": event.timestamp.isoformat(),
-            "data": event.data,
-        }
-    )
+def encode_relay(origin: str, deliveries: Iterable[Delivery]) -> str:
+    """One line for the origin, then one per event: wallet, order, seq, terminal, message.
+    Messages are compact JSON, whose strings escape every newline and tab."""
+    lines = [origin]
+    lines += [f"{d.wallet}\t{d.order_id}\t{d.seq}\t{int(d.terminal)}\t{d.text}" for d in deliveries]
+    return "\n".join(lines)
 
 
-def decode_event(payload: str | bytes) -> tuple[str, OrderEvent]:
-    raw = json.loads(payload)
-    event = OrderEvent(
-        order_id=uuid.UUID(raw["orderId"]),
-        user_wallet=raw["wallet"],
-        seq=raw["seq"],
-        status=OrderStatus(raw["status"]),
-        timestamp=datetime.fromisoformat(raw["timestamp"]),
-        data=raw["data"],
-    )
-    return raw["origin"], event
+def relay_origin(payload: str | bytes) -> str:
+    """The process that published a relayed batch, read without decoding the rest."""
+    text = payload.decode() if isinstance(payload, bytes) else payload
+    return text.partition("\n")[0]
+
+
+def decode_relay(payload: str | bytes) -> tuple[str, list[Delivery]]:
+    text = payload.decode() if isinstance(payload, bytes) else payload
+    origin, *lines = text.split("\n")
+    deliveries = []
+    for line in lines:
+        wallet, order_id, seq, terminal, message = line.split("\t", 4)
+        deliveries.append(Delivery(uuid.UUID(order_id), wallet, int(seq), terminal == "1", message))
+    return origin, deliveries
 
 
 class Hub:
-    def __init__(self, redis: aioredis.Redis, channel: str, *, buffer_size: int) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        channel: str,
+        *,
+        buffer_size: int,
+        encode: Callable[[OrderEvent], str],
+    ) -> None:
         self._redis = redis
         self._channel = channel
         self._buffer_size = buffer_size
+        self._encode = encode
         self._origin = uuid.uuid4().hex
         self._by_order: Index = {}
         self._by_wallet: Index = {}
         self._relay_task: asyncio.Task[None] | None = None
         self._relay_ready = asyncio.Event()
+
+    @staticmethod
+    def delivery_of(event: OrderEvent, encode: Callable[[OrderEvent], str]) -> Delivery:
+        return Delivery(
+            event.order_id, event.user_wallet, event.seq, event.status.is_terminal, encode(event)
+        )
+
+    def delivery(self, event: OrderEvent) -> Delivery:
+        """The event as subscribers get it, encoded once."""
+        return self.delivery_of(event, self._encode)
 
     def subscribe_order(
         self, order_id: uuid.UUID, *, notify: Notify | None = None, on_drop: Notify | None = None
@@ -179,24 +205,29 @@ class Hub:
             for entry in index.values()
         )
 
-    def deliver_local(self, event: OrderEvent) -> None:
+    def deliver_local(self, delivery: Delivery) -> None:
+        by_order = self._by_order.get(delivery.order_id)
+        by_wallet = self._by_wallet.get(delivery.wallet)
+        if by_order is None and by_wallet is None:
+            return
         # A list of its own: a subscriber that overflows leaves the index meanwhile.
-        targets = [
-            *_members(self._by_order.get(event.order_id)),
-            *_members(self._by_wallet.get(event.user_wallet)),
-        ]
-        for sub in targets:
-            if not sub.deliver(event):
+        for sub in [*_members(by_order), *_members(by_wallet)]:
+            if not sub.deliver(delivery):
                 # Once: a dropped subscriber has left the hub and is not offered more.
-                log.warning("dropped a slow subscriber of order %s", event.order_id)
+                log.warning("dropped a slow subscriber of order %s", delivery.order_id)
 
-    async def publish(self, event: OrderEvent) -> None:
-        """Deliver here, then relay to other processes; a Redis outage costs only the relay."""
-        self.deliver_local(event)
+    async def publish(self, events: Sequence[OrderEvent]) -> None:
+        """Deliver here, then relay to the other processes in one message; a Redis outage
+        costs only the relay."""
+        deliveries = [self.delivery(e) for e in events]
+        for delivery in deliveries:
+            self.deliver_local(delivery)
+        if not deliveries:
+            return
         try:
-            await self._redis.publish(self._channel, encode_event(event, self._origin))
+            await self._redis.publish(self._channel, encode_relay(self._origin, deliveries))
         except (RedisError, OSError) as exc:
-            log.warning("could not relay event %s#%s: %s", event.order_id, event.seq, exc)
+            log.warning("could not relay %d events: %s", len(deliveries), exc)
 
     async def start(self) -> None:
         self._relay_task = asyncio.create_task(self._relay(), name="hub-relay")
@@ -216,9 +247,13 @@ class Hub:
                 await pubsub.subscribe(self._channel)
                 self._relay_ready.set()
                 async for message in pubsub.listen():
-                    origin, event = decode_event(message["data"])
-                    if origin != self._origin:
-                        self.deliver_local(event)
+                    # Every process hears its own batches too: they were delivered here
+                    # before they were published.
+                    if relay_origin(message["data"]) == self._origin:
+                        continue
+                    _, deliveries = decode_relay(message["data"])
+                    for delivery in deliveries:
+                        self.deliver_local(delivery)
             except (RedisError, OSError) as exc:
                 log.warning("hub relay lost Redis (%s); resubscribing", exc)
                 self._relay_ready.set()

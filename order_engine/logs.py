@@ -1,22 +1,31 @@
-"""Log lines that carry the order they are about: JSON in production, readable otherwise.
+"""Log lines that carry the order and the request they are about: JSON lines where logs
+are collected, readable text at a terminal.
 
-The order id travels in a context variable, set where an order's work begins (a worker's
-task, a service call); asyncio copies the context into every task started from there, so
-each line logged on that order's behalf carries it without being passed along.
+The order id and the request id travel in context variables, set where an order's work
+begins (a worker's task, a service call) or a request arrives; asyncio copies the context
+into every task started from there, so each line logged on their behalf carries them
+without their being passed along.
 """
 
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 import sys
 import uuid
 from datetime import UTC, datetime
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter as _JsonLinesFormatter
+
+from order_engine.formats import timestamp_str
 
 ORDER_ID: contextvars.ContextVar[uuid.UUID | None] = contextvars.ContextVar(
     "order_id", default=None
 )
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+ACCESS_LOGGER = "order_engine.access"
 
 
 def bind_order(order_id: uuid.UUID) -> None:
@@ -25,31 +34,42 @@ def bind_order(order_id: uuid.UUID) -> None:
 
 
 class OrderContext(logging.Filter):
-    """Gives every record an `order_id`: the bound one, or None."""
+    """Gives a record `order_id` and `request_id` when they are bound (and not passed in
+    `extra`), and nothing otherwise, so that a line about no order has no such key."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "order_id"):
-            order_id = ORDER_ID.get()
-            record.order_id = str(order_id) if order_id is not None else None
+        order_id = ORDER_ID.get()
+        if order_id is not None and not hasattr(record, "order_id"):
+            record.order_id = str(order_id)
+        request_id = REQUEST_ID.get()
+        if request_id is not None and not hasattr(record, "request_id"):
+            record.request_id = request_id
         return True
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, object] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(
-                timespec="milliseconds"
-            ),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        order_id = getattr(record, "order_id", None)
-        if order_id is not None:
-            line["orderId"] = order_id
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+class JsonFormatter(_JsonLinesFormatter):
+    """One JSON object a line: timestamp (UTC, ms, `Z`, as the API writes it), level,
+    logger, message, then every `extra` field, with orderId and requestId when bound."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "{levelname}{name}{message}",
+            style="{",
+            rename_fields={
+                "levelname": "level",
+                "name": "logger",
+                "order_id": "orderId",
+                "request_id": "requestId",
+                "exc_info": "exception",
+            },
+            json_default=str,
+        )
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        log_data["timestamp"] = timestamp_str(datetime.fromtimestamp(record.created, UTC))
+        super().add_fields(log_data, record, message_dict)
 
 
 class ReadableFormatter(logging.Formatter):

@@ -1,32 +1,124 @@
-"""Prometheus metrics of one process, in a registry of its own (one per application)."""
+"""Prometheus metrics of one process, in a registry of its own (one per application).
+
+Every name starts with `order_engine_`; the registry also holds the standard process,
+platform and garbage-collector series (`process_*`, `python_*`), as any Python exporter
+has them. No `_created` series: they double the output and no dashboard reads them.
+"""
 
 from __future__ import annotations
 
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import attrs
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 
-from order_engine.domain.orders import FailureCode, Order, OrderEvent
+from order_engine.domain.events import Failed, OrderEvent, RetryScheduled
+from order_engine.domain.orders import FailureCode, Order, OrderStatus
 
 # Seconds; the simulated DEX takes 0.2 s to quote and 2.5 s to execute by default.
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 STEP_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 ORDER_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+RECENT_WINDOW_S = 60
+
+
+@attrs.define
+class Second:
+    """What this process saw in one wall-clock second."""
+
+    at: int
+    accepted: int = 0
+    confirmed: int = 0
+    failed: int = 0
+    latencies_s: list[float] = attrs.Factory(list)
+    """accept -> confirmed of each order confirmed in this second."""
+
+    def percentile_ms(self, q: float) -> float | None:
+        """Nearest rank; None when no order was confirmed in this second."""
+        if not self.latencies_s:
+            return None
+        ranked = sorted(self.latencies_s)
+        return round(ranked[max(math.ceil(q * len(ranked)) - 1, 0)] * 1000, 3)
+
+
+class RecentOrders:
+    """Orders accepted and finished a second over the last `window_s` seconds, with the
+    latencies of those confirmed: the dashboard's live charts, exact where a histogram's
+    buckets are too coarse for milliseconds."""
+
+    def __init__(
+        self, window_s: int = RECENT_WINDOW_S, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.window_s = window_s
+        self._clock = clock
+        self._seconds: deque[Second] = deque()
+
+    def _now(self) -> Second:
+        now = int(self._clock())
+        while self._seconds and self._seconds[0].at <= now - self.window_s:
+            self._seconds.popleft()
+        if not self._seconds or self._seconds[-1].at != now:
+            self._seconds.append(Second(now))
+        return self._seconds[-1]
+
+    def accepted(self) -> None:
+        self._now().accepted += 1
+
+    def finished(self, status: OrderStatus, latency_s: float) -> None:
+        second = self._now()
+        if status is OrderStatus.CONFIRMED:
+            second.confirmed += 1
+            second.latencies_s.append(latency_s)
+        elif status is OrderStatus.FAILED:
+            second.failed += 1
+
+    def series(self) -> list[Second]:
+        """Every whole second of the window, oldest first; the current one is left out
+        because it is still counting."""
+        now = self._now().at
+        seen = {s.at: s for s in self._seconds}
+        return [seen.get(at, Second(at)) for at in range(now - self.window_s + 1, now)]
+
+
+NAMESPACE = "order_engine"
+
+# A switch of the library, not of a registry: set once, for every registry of the process.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.recent = RecentOrders()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.orders_accepted = Counter(
             "orders_accepted",
             "Orders accepted, by how: created (pending) or queued for execution",
             ["mode"],
+            namespace=NAMESPACE,
             registry=self.registry,
         )
         self.orders_finished = Counter(
             "orders_finished",
             "Orders that reached a terminal status, by status and DEX ('none' if unrouted)",
             ["status", "dex"],
+            namespace=NAMESPACE,
             registry=self.registry,
         )
         self.http_duration = Histogram(
@@ -34,6 +126,7 @@ class Metrics:
             "HTTP handler latency, by method, route template and status",
             ["method", "route", "status"],
             buckets=HTTP_BUCKETS,
+            namespace=NAMESPACE,
             registry=self.registry,
         )
         self.step_duration = Histogram(
@@ -41,6 +134,7 @@ class Metrics:
             "Time from an order's previous status to the status named, as the executor moved it",
             ["status"],
             buckets=STEP_BUCKETS,
+            namespace=NAMESPACE,
             registry=self.registry,
         )
         self.accept_to_terminal = Histogram(
@@ -48,38 +142,69 @@ class Metrics:
             "Time from an order's creation to its terminal status",
             ["status"],
             buckets=ORDER_BUCKETS,
+            namespace=NAMESPACE,
             registry=self.registry,
         )
         self.retries = Counter(
             "order_retries",
             "Attempts scheduled after a transient failure, by failure code",
             ["code"],
+            namespace=NAMESPACE,
             registry=self.registry,
         )
         self.dead_letters = Counter(
             "orders_dead_lettered",
             "Orders failed because their queue entry was delivered too often",
+            namespace=NAMESPACE,
             registry=self.registry,
         )
         self.retries_scheduled = Gauge(
             "retries_scheduled",
             "Orders waiting in the retry schedule for their next attempt; NaN if unknown",
+            namespace=NAMESPACE,
             registry=self.registry,
         )
         self.queue_depth = Gauge(
             "queue_depth",
             "Queue entries not yet acknowledged (waiting or being worked on); NaN if unknown",
+            namespace=NAMESPACE,
             registry=self.registry,
         )
         self.in_flight = Gauge(
-            "orders_in_flight", "Orders this process is executing now", registry=self.registry
+            "orders_in_flight",
+            "Orders this process is executing now",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.slot_duration = Histogram(
+            "chain_slot_duration_seconds",
+            "Time this process took to close a slot of the simulated chain and hand it on",
+            buckets=STEP_BUCKETS,
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.chain_transactions = Counter(
+            "chain_transactions",
+            "Transactions this process's slots applied or expired, by outcome",
+            ["status"],
+            namespace=NAMESPACE,
+            registry=self.registry,
         )
         self.websockets = Gauge(
-            "websockets_open", "WebSockets open on this process", registry=self.registry
+            "websockets_open",
+            "WebSockets open on this process",
+            namespace=NAMESPACE,
+            registry=self.registry,
         )
 
     def accepted(self, *, queued: bool) -> None:
         self.orders_accepted.labels(mode="queued" if queued else "created").inc()
+        self.recent.accepted()
+
+    def slot_closed(self, seconds: float, statuses: Iterable[str]) -> None:
+        self.slot_duration.observe(seconds)
+        for status in statuses:
+            self.chain_transactions.labels(status=status).inc()
 
     def transition(self, order: Order, event: OrderEvent, since: datetime | None) -> None:
         """Observe a committed status change; `since` is when the previous status began."""
@@ -87,15 +212,16 @@ class Metrics:
             self.step_duration.labels(status=event.status.value).observe(
                 max((event.timestamp - since).total_seconds(), 0.0)
             )
-        if "retryInMs" in event.data:
-            self.retries.labels(code=event.data.get("code", "unknown")).inc()
-        if event.data.get("code") == FailureCode.DEAD_LETTERED and event.status.is_terminal:
+        data = event.data
+        if isinstance(data, RetryScheduled):
+            self.retries.labels(code=data.code).inc()
+        if isinstance(data, Failed) and data.code == FailureCode.DEAD_LETTERED:
             self.dead_letters.inc()
         if event.status.is_terminal:
+            latency_s = max((event.timestamp - order.created_at).total_seconds(), 0.0)
             self.orders_finished.labels(status=event.status.value, dex=order.dex or "none").inc()
-            self.accept_to_terminal.labels(status=event.status.value).observe(
-                max((event.timestamp - order.created_at).total_seconds(), 0.0)
-            )
+            self.accept_to_terminal.labels(status=event.status.value).observe(latency_s)
+            self.recent.finished(event.status, latency_s)
 
     def exposition(
         self,

@@ -3,7 +3,8 @@ retries, and a dead-letter stream.
 
 Delivery is at least once: an entry stays pending in the group until the worker is done
 with it (the order is terminal, or it was handed to the retry schedule or the dead
-letters). Every hand-over is one MULTI, so an entry is always in exactly one place.
+letters). Every hand-over is one MULTI, so an entry is always in exactly one place; the
+hand-overs, acknowledgements and new entries of one turn of the loop share it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any, cast
 import attrs
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
+
+from order_engine.batch import Batcher
 
 GROUP = "workers"
 
@@ -64,6 +67,10 @@ class OrderQueue:
         self.consumer = consumer
         self._reclaim_cursor = "0-0"
         self._move_due = redis.register_script(_MOVE_DUE)
+        # Commands issued in one turn of the loop go to Redis in one round trip.
+        self._adds: Batcher[uuid.UUID, str] = Batcher(self._add_batch)
+        self._acks: Batcher[str, None] = Batcher(self._ack_batch)
+        self._retries: Batcher[tuple[str, uuid.UUID, int], None] = Batcher(self._retry_batch)
 
     async def ensure_group(self) -> None:
         try:
@@ -74,8 +81,14 @@ class OrderQueue:
                 raise
 
     async def enqueue(self, order_id: uuid.UUID) -> str:
-        entry_id = await self._redis.xadd(self.stream, {"order_id": str(order_id)})
-        return str(entry_id)
+        return await self._adds(order_id)
+
+    async def _add_batch(self, order_ids: list[uuid.UUID]) -> list[str]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for order_id in order_ids:
+                pipe.xadd(self.stream, {"order_id": str(order_id)})
+            entry_ids: list[str] = await pipe.execute()
+        return [str(e) for e in entry_ids]
 
     async def read(self, count: int, *, block_ms: int) -> list[Entry]:
         """Up to `count` new entries, waiting at most `block_ms` for the first."""
@@ -154,18 +167,27 @@ class OrderQueue:
 
     async def ack(self, entry_id: str) -> None:
         """Acknowledge and delete: a finished entry has nothing left to tell anyone."""
+        await self._acks(entry_id)
+
+    async def _ack_batch(self, entry_ids: list[str]) -> list[None]:
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self.stream, GROUP, entry_id)
-            pipe.xdel(self.stream, entry_id)
+            pipe.xack(self.stream, GROUP, *entry_ids)
+            pipe.xdel(self.stream, *entry_ids)
             await pipe.execute()
+        return [None] * len(entry_ids)
 
     async def schedule_retry(self, entry_id: str, order_id: uuid.UUID, due_ms: int) -> None:
         """Hand the order to the retry schedule and finish its entry, in one step."""
+        await self._retries((entry_id, order_id, due_ms))
+
+    async def _retry_batch(self, retries: list[tuple[str, uuid.UUID, int]]) -> list[None]:
+        entry_ids = [entry_id for entry_id, _, _ in retries]
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(self.retries, {str(order_id): due_ms})
-            pipe.xack(self.stream, GROUP, entry_id)
-            pipe.xdel(self.stream, entry_id)
+            pipe.zadd(self.retries, {str(order_id): due_ms for _, order_id, due_ms in retries})
+            pipe.xack(self.stream, GROUP, *entry_ids)
+            pipe.xdel(self.stream, *entry_ids)
             await pipe.execute()
+        return [None] * len(retries)
 
     async def move_due_retries(self, now_ms: int, *, limit: int = 500) -> int:
         """Queue every scheduled retry that is due; returns how many were moved."""

@@ -87,12 +87,28 @@ def template_db() -> Iterator[str]:
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+MakeDatabase = Callable[[], Awaitable[str]]
+
+
 @pytest.fixture
-async def db_url(template_db: str) -> AsyncIterator[str]:
-    name = f"oe_test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    yield database_url(name)
-    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+async def make_database(template_db: str) -> AsyncIterator[MakeDatabase]:
+    """Makes migrated databases of the test's own (one chain each), dropped at its end."""
+    made: list[str] = []
+
+    async def make() -> str:
+        name = f"oe_test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+        await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+        made.append(name)
+        return database_url(name)
+
+    yield make
+    for name in made:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def db_url(make_database: MakeDatabase) -> str:
+    return await make_database()
 
 
 @pytest.fixture
@@ -137,6 +153,7 @@ def settings(db_url: str, redis_prefix: str) -> Settings:
         mock_dex_failure_rate=0.0,
         mock_dex_seed=7,
         price_walk_interval_ms=0,
+        chain_slot_ms=10,
         shutdown_timeout_s=5.0,
         ws_heartbeat_s=5.0,
         retry_base_ms=10,

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import jsonschema_rs
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from order_engine.api.appkeys import SETTINGS
+from order_engine.api.dashboard import ui_routes
+from order_engine.api.routes import setup_routes
+from order_engine.config import Settings
 from order_engine.domain.orders import NewOrder, OrderType
 
 WALLET = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
@@ -61,3 +67,34 @@ async def follow_order(client: Client, order_id: str) -> list[dict[str, Any]]:
     messages, code = await follow(client, f"/ws/orders/{order_id}")
     assert code == 1000, (code, messages)
     return messages
+
+
+def schema_errors(
+    document: dict[str, Any], name: str, instance: Any, *, under: str = "components/schemas"
+) -> list[str]:
+    """Where `instance` breaks the document's schema `under`/`name`, if anywhere."""
+    validator = jsonschema_rs.Draft202012Validator({**document, "$ref": f"#/{under}/{name}"})
+    return [f"{list(e.instance_path)}: {e.message}" for e in validator.iter_errors(instance)]
+
+
+def routes_of(add: Callable[[web.Application], object]) -> set[tuple[str, str]]:
+    """(METHOD, path) of what `add` registers, outside production (where the development
+    routes exist too)."""
+    app = web.Application()
+    app[SETTINGS] = Settings()
+    add(app)
+    return {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.resource is not None and route.method != "HEAD"
+    }
+
+
+def page_routes() -> set[tuple[str, str]]:
+    """The browser pages' routes: the dashboard, the docs and their files."""
+    return routes_of(lambda app: app.router.add_routes(ui_routes()))
+
+
+def api_routes() -> set[tuple[str, str]]:
+    """Every route but the browser pages'."""
+    return routes_of(setup_routes) - page_routes()

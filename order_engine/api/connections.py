@@ -143,8 +143,11 @@ def _allow_open_files(wanted: int) -> None:
             )
 
 
-async def listen(runner: web.AppRunner, settings: Settings) -> asyncio.AbstractServer:
-    """Listen on HOST:PORT for `runner`'s application, within the connection limits.
+async def listen(
+    runner: web.AppRunner, settings: Settings, *, reuse_port: bool = False
+) -> asyncio.AbstractServer:
+    """Listen on HOST:PORT for `runner`'s application, within the connection limits (per
+    process, with `reuse_port` when several share the port).
 
     Close the returned server (stop accepting) before `runner.cleanup()`, which closes
     the connections themselves."""
@@ -155,5 +158,8 @@ async def listen(runner: web.AppRunner, settings: Settings) -> asyncio.AbstractS
         max_connections=settings.max_connections, header_timeout_s=settings.header_timeout_s
     )
     return await asyncio.get_running_loop().create_server(
-        lambda: _Guarded(limits, server), settings.host, settings.port
+        lambda: _Guarded(limits, server),
+        settings.host,
+        settings.port,
+        reuse_port=reuse_port or None,
     )

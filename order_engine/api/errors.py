@@ -9,8 +9,10 @@ from collections.abc import Awaitable, Callable, Sequence
 import attrs
 from aiohttp import web
 
-from order_engine.appkeys import SETTINGS
+from order_engine.api.appkeys import SETTINGS
+from order_engine.api.ratelimit import ratelimit_headers
 from order_engine.domain.errors import (
+    ClientOrderIdInUse,
     DomainError,
     KeyInProgress,
     KeyReused,
@@ -40,6 +42,7 @@ class ApiError(Exception):
         message: str,
         details: Sequence[FieldError] = (),
         headers: dict[str, str] | None = None,
+        fields: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -47,6 +50,8 @@ class ApiError(Exception):
         self.message = message
         self.details = tuple(details)
         self.headers = headers or {}
+        self.fields = fields or {}
+        """More keys of the error object, e.g. the orderId a clientOrderId names."""
 
 
 def validation_error(details: Sequence[FieldError]) -> ApiError:
@@ -54,16 +59,24 @@ def validation_error(details: Sequence[FieldError]) -> ApiError:
     return ApiError(400, "validation_error", f"invalid request: {summary}", details)
 
 
-def error_body(code: str, message: str, details: Sequence[FieldError] = ()) -> dict[str, object]:
+def error_body(
+    code: str,
+    message: str,
+    details: Sequence[FieldError] = (),
+    fields: dict[str, str] | None = None,
+) -> dict[str, object]:
     error: dict[str, object] = {"code": code, "message": message}
     if details:
         error["details"] = [{"field": d.field, "message": d.message} for d in details]
+    error.update(fields or {})
     return {"error": error}
 
 
 def error_response(exc: ApiError) -> web.Response:
     return web.json_response(
-        error_body(exc.code, exc.message, exc.details), status=exc.status, headers=exc.headers
+        error_body(exc.code, exc.message, exc.details, exc.fields),
+        status=exc.status,
+        headers=exc.headers,
     )
 
 
@@ -84,6 +97,7 @@ def _from_http_exception(exc: web.HTTPException) -> ApiError:
 DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str]] = {
     OrderNotFound: (404, "order_not_found"),
     StatusConflict: (409, "status_conflict"),
+    ClientOrderIdInUse: (409, "duplicate_client_order_id"),
     KeyInProgress: (409, "idempotency_in_progress"),
     PoolExists: (409, "pool_exists"),
     KeyReused: (422, "idempotency_key_reused"),
@@ -93,8 +107,11 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str]] = {
 
 def from_domain_error(exc: DomainError) -> ApiError:
     status, code = DOMAIN_ERRORS[type(exc)]
-    headers = None if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
-    return ApiError(status, code, exc.message, headers=headers)
+    headers = {} if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
+    if isinstance(exc, RateLimited):
+        headers.update(ratelimit_headers(exc.quotas))
+    fields = {"orderId": str(exc.order_id)} if isinstance(exc, ClientOrderIdInUse) else None
+    return ApiError(status, code, exc.message, headers=headers, fields=fields)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -6,12 +6,17 @@ import asyncio
 import functools
 import hashlib
 import json
+import logging
 
 from aiohttp import web
 
+from order_engine.api.appkeys import IDEMPOTENCY
 from order_engine.api.errors import ApiError, FieldError, Handler, validation_error
 from order_engine.api.strict_json import parse_json
-from order_engine.appkeys import IDEMPOTENCY
+from order_engine.outage import DEPENDENCY_ERRORS
+from order_engine.store.idempotency import IdempotencyStore
+
+log = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -71,3 +76,17 @@ def idempotent(handler: Handler) -> Handler:
         return response
 
     return wrapper
+
+
+async def purge_periodically(store: IdempotencyStore, interval_s: float) -> None:
+    """Delete expired keys now and every `interval_s`, until cancelled. Every process
+    runs it: purges skip each other's rows, so together they do the work once."""
+    while True:
+        try:
+            purged = await store.purge_expired()
+        except DEPENDENCY_ERRORS as exc:
+            log.warning("idempotency key purge failed: %r", exc)
+        else:
+            if purged:
+                log.info("purged %d expired idempotency keys", purged)
+        await asyncio.sleep(interval_s)

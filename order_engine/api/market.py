@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from order_engine.api.appkeys import CHAIN_CLIENT, ROUTER, SETTINGS
 from order_engine.api.errors import RETRY_AFTER_S, ApiError
 from order_engine.api.quotes_service import QuotesUnavailable, quote_pair
 from order_engine.api.schemas import parse_quote_query
-from order_engine.appkeys import ROUTER, SETTINGS
+from order_engine.api.serialize import json_body, quote_json, route_json
 from order_engine.routing.tokens import TOKENS
 
 
@@ -37,4 +38,8 @@ async def quote(request: web.Request) -> web.Response:
             f"no DEX answered in time: {exc}",
             headers={"Retry-After": str(RETRY_AFTER_S)},
         ) from None
-    return web.json_response({"quotes": list(result.quotes), "best": result.best})
+    # The slot of this process's view once routed: processes at one slot quote alike.
+    slot = request.app[CHAIN_CLIENT].slot
+    best = None if result.best is None else route_json(result.best)
+    quotes = [quote_json(q) for q in result.quotes]
+    return json_body({"quotes": quotes, "best": best, "slot": slot})

@@ -1,4 +1,4 @@
-"""GET /metrics, and the middleware that times every HTTP handler."""
+"""GET /metrics and GET /api/stats, and the middleware that times every HTTP handler."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from order_engine.api.access import route_template
+from order_engine.api.appkeys import METRICS, QUEUE, WEBSOCKETS, WORKERS
 from order_engine.api.errors import Handler
-from order_engine.appkeys import METRICS, QUEUE, WEBSOCKETS, WORKERS
+from order_engine.formats import timestamp_str
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +36,8 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
     finally:
         # A socket's handler lasts as long as the socket: not a request latency.
         if not isinstance(response, web.WebSocketResponse):
-            resource = request.match_info.route.resource
-            route = resource.canonical if resource is not None else "unmatched"
             request.app[METRICS].http_duration.labels(
-                method=request.method, route=route, status=str(status)
+                method=request.method, route=route_template(request), status=str(status)
             ).observe(time.perf_counter() - started)
 
 
@@ -62,3 +63,25 @@ async def metrics(request: web.Request) -> web.Response:
         websockets=len(request.app[WEBSOCKETS]),
     )
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def stats(request: web.Request) -> web.Response:
+    """GET /api/stats: this process's orders a second and accept -> confirmed latency over
+    the last minute, as JSON a browser can chart without parsing Prometheus text."""
+    recent = request.app[METRICS].recent
+    return web.json_response(
+        {
+            "windowS": recent.window_s,
+            "seconds": [
+                {
+                    "at": timestamp_str(datetime.fromtimestamp(s.at, UTC)),
+                    "accepted": s.accepted,
+                    "confirmed": s.confirmed,
+                    "failed": s.failed,
+                    "latencyP50Ms": s.percentile_ms(0.5),
+                    "latencyP90Ms": s.percentile_ms(0.9),
+                }
+                for s in recent.series()
+            ],
+        }
+    )

@@ -5,24 +5,26 @@ from __future__ import annotations
 import logging
 import uuid
 
+import attrs
 from redis.exceptions import RedisError
 
 from order_engine.api.ratelimit import SubmissionLimiter
-from order_engine.domain.errors import OrderNotFound
-from order_engine.domain.orders import (
-    Changes,
-    FailureCode,
-    NewOrder,
-    Order,
-    OrderEvent,
-    OrderStatus,
-)
+from order_engine.domain.errors import OrderNotFound, Quota
+from order_engine.domain.events import Cancelled, Failed, OrderEvent
+from order_engine.domain.orders import Changes, FailureCode, NewOrder, Order, OrderStatus
 from order_engine.logs import bind_order
 from order_engine.metrics import Metrics
 from order_engine.queue import OrderQueue
 from order_engine.store.orders import OrderStore, WalletCursor
 
 log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class Placement:
+    order: Order
+    quotas: tuple[Quota, ...]
+    """How the submission limits stand after this order (none when none is configured)."""
 
 
 class OrderService:
@@ -38,7 +40,7 @@ class OrderService:
         self._metrics = metrics
         self._limiter = limiter
 
-    async def place(self, new: NewOrder, *, execute: bool) -> Order:
+    async def place(self, new: NewOrder, *, execute: bool) -> Placement:
         """Persist a pending order and, with `execute`, queue it.
 
         The row is committed before the queue entry is written. If the queue cannot take
@@ -46,8 +48,7 @@ class OrderService:
         back) and the Redis error goes up, for the API to answer 503. RateLimited, before
         anything is stored, when the wallet or the service is over its submission limit.
         """
-        if self._limiter is not None:
-            await self._limiter.check(new.user_wallet)
+        quotas = () if self._limiter is None else await self._limiter.check(new.user_wallet)
         order, _ = await self._store.insert_order(new, queued=execute)
         bind_order(order.id)
         if execute:
@@ -55,7 +56,7 @@ class OrderService:
         log.info("order %s: accepted, %s", order.id, "queued" if execute else "pending")
         if self._metrics is not None:
             self._metrics.accepted(queued=execute)
-        return order
+        return Placement(order, quotas)
 
     async def execute(self, order_id: uuid.UUID) -> Order:
         """Queue a created order; StatusConflict if it was queued before or is not pending.
@@ -78,7 +79,7 @@ class OrderService:
         """
         bind_order(order_id)
         order, _ = await self._store.transition(
-            order_id, OrderStatus.CANCELLED, data={"reason": "cancelled by the user"}
+            order_id, OrderStatus.CANCELLED, Cancelled(reason="cancelled by the user")
         )
         log.info("order %s: cancelled by the user", order_id)
         return order
@@ -90,10 +91,10 @@ class OrderService:
             reason = f"the order could not be queued: {exc}"
             log.error("order %s: %s", order.id, reason)
             await self._store.transition(
-                order.id,
+                order,
                 OrderStatus.FAILED,
+                Failed(code=FailureCode.ENQUEUE_FAILED.value, reason=reason, attempt=0),
                 Changes(failure_code=FailureCode.ENQUEUE_FAILED.value, failure_reason=reason),
-                {"code": FailureCode.ENQUEUE_FAILED.value, "reason": reason, "attempt": 0},
             )
             raise
 
@@ -117,10 +118,11 @@ class OrderService:
         limit: int,
         after: WalletCursor | None,
         status: OrderStatus | None = None,
+        client_order_id: str | None = None,
     ) -> tuple[list[Order], WalletCursor | None]:
         """One page, newest first, and the cursor of the next page (None on the last)."""
         page = await self._store.list_wallet_orders(
-            wallet, limit=limit + 1, after=after, status=status
+            wallet, limit=limit + 1, after=after, status=status, client_order_id=client_order_id
         )
         if len(page) <= limit:
             return page, None

@@ -7,11 +7,10 @@ The only place the API touches the router, so that a change of the router's inte
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 import attrs
 
-from order_engine.engine.execution import quote_data, route_data
+from order_engine.domain.routes import Quote, Route
 from order_engine.routing.router import NoRoute, QuotesUnavailable, Router
 from order_engine.routing.tokens import Token
 
@@ -20,9 +19,9 @@ __all__ = ["QuoteResult", "QuotesUnavailable", "quote_pair"]
 
 @attrs.frozen
 class QuoteResult:
-    quotes: tuple[dict[str, Any], ...]
+    quotes: tuple[Quote, ...]
     """One per DEX that quotes the direct pair, as the routing event carries them."""
-    best: dict[str, Any] | None
+    best: Route | None
     """The route the router would take now; None when no DEX quotes the pair."""
 
 
@@ -32,6 +31,4 @@ async def quote_pair(router: Router, src: Token, dst: Token, amount: Decimal) ->
         decision = await router.route(src, dst, amount)
     except NoRoute:
         return QuoteResult(quotes=(), best=None)
-    return QuoteResult(
-        quotes=tuple(quote_data(q) for q in decision.quotes), best=route_data(decision.route)
-    )
+    return QuoteResult(quotes=decision.quotes, best=decision.route)

@@ -3,6 +3,11 @@
 Redis, so that every process counts against the same limit. A window's counter expires
 with it. When Redis does not answer, orders are let through: creating an order needs
 only Postgres, and a limiter must not turn a Redis outage into refused orders.
+
+Each limit that is configured is announced on the order POSTs' answers, refused or not,
+in the IETF `RateLimit-Policy` and `RateLimit` headers (draft-ietf-httpapi-ratelimit-
+headers): `"wallet";q=60;w=60` is 60 submissions a 60-second window, `"wallet";r=12;t=41`
+is 12 left for the 41 seconds the window still lasts.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import time
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from order_engine.domain.errors import RateLimited
+from order_engine.domain.errors import Quota, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +51,45 @@ class SubmissionLimiter:
         left = max(1, int((window + 1) * window_s - now + 0.999))
         return int(count), left
 
-    async def check(self, wallet: str) -> None:
-        """Count one submission of `wallet`; RateLimited if it is over a limit."""
+    async def check(self, wallet: str) -> tuple[Quota, ...]:
+        """Count one submission of `wallet`: how each configured limit stands after it, or
+        RateLimited (with the same) if it is over one."""
         now = time.time()
+        quotas: list[Quota] = []
         try:
-            if self._global:
-                count, left = await self._count("global", GLOBAL_WINDOW_S, now)
-                if count > self._global:
-                    raise RateLimited(
-                        f"the service takes at most {self._global} orders a second", left
-                    )
-            if self._per_wallet:
-                count, left = await self._count(f"wallet:{wallet}", WALLET_WINDOW_S, now)
-                if count > self._per_wallet:
-                    raise RateLimited(
-                        f"wallet {wallet} may submit at most {self._per_wallet} orders a minute",
-                        left,
-                    )
+            for policy, key, limit, window_s, refusal in (
+                (
+                    "global",
+                    "global",
+                    self._global,
+                    GLOBAL_WINDOW_S,
+                    f"the service takes at most {self._global} orders a second",
+                ),
+                (
+                    "wallet",
+                    f"wallet:{wallet}",
+                    self._per_wallet,
+                    WALLET_WINDOW_S,
+                    f"wallet {wallet} may submit at most {self._per_wallet} orders a minute",
+                ),
+            ):
+                if not limit:
+                    continue
+                count, left = await self._count(key, window_s, now)
+                quotas.append(Quota(policy, limit, window_s, max(limit - count, 0), left))
+                if count > limit:
+                    raise RateLimited(refusal, left, tuple(quotas))
         except (RedisError, OSError) as exc:
             log.warning("rate limit not checked, Redis does not answer: %s", exc)
+            return ()
+        return tuple(quotas)
+
+
+def ratelimit_headers(quotas: tuple[Quota, ...]) -> dict[str, str]:
+    """`RateLimit-Policy` and `RateLimit` for the limits in `quotas`; none without any."""
+    if not quotas:
+        return {}
+    return {
+        "RateLimit-Policy": ", ".join(f'"{q.policy}";q={q.limit};w={q.window_s}' for q in quotas),
+        "RateLimit": ", ".join(f'"{q.policy}";r={q.remaining};t={q.reset_s}' for q in quotas),
+    }

@@ -1,12 +1,12 @@
-"""Every route of the application, in one table."""
+"""Every route of the application, in one table: the API's, then the browser pages'."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from order_engine.api import dev, health, market, metrics, openapi, orders, ws
+from order_engine.api import asyncapi, dashboard, dev, health, market, metrics, openapi, orders, ws
+from order_engine.api.appkeys import SETTINGS
 from order_engine.api.idempotency import idempotent
-from order_engine.appkeys import SETTINGS
 
 
 def setup_routes(app: web.Application) -> None:
@@ -26,11 +26,16 @@ def setup_routes(app: web.Application) -> None:
             web.get("/ws/orders/{orderId}", ws.order_socket),
             web.get("/api/tokens", market.tokens),
             web.get("/api/quote", market.quote),
-            web.get("/health", health.health),
+            web.get("/api/stats", metrics.stats),
+            web.get("/livez", health.livez),
+            web.get("/readyz", health.readyz),
+            web.get("/health", health.readyz),
             web.get("/metrics", metrics.metrics),
             web.get("/openapi.json", openapi.openapi),
+            web.get("/asyncapi.json", asyncapi.asyncapi),
         ]
     )
+    app.router.add_routes(dashboard.ui_routes())
     # Not even registered in production, so there it is an ordinary unknown route (404).
     if not app[SETTINGS].is_production:
         app.router.add_post("/api/dev/pools", dev.launch_pool)

@@ -29,9 +29,14 @@ DEFAULT_RESTING_LIFETIME = timedelta(hours=24)
 # Large enough for any pool worth simulating, small enough that a reserve in base units
 # fits the 28 digits of the default decimal context (9 decimals at most).
 MAX_POOL_RESERVE = Decimal(10) ** 15
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
+_UUID_RE = re.compile(UUID_PATTERN)
+# The order types this server takes; the others of OrderType are refused with 400.
+ACCEPTED_ORDER_TYPES = (OrderType.MARKET,)
+CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+CLIENT_ORDER_ID_RULE = "must be 1 to 64 letters, digits or . _ : -"
 # Sequence numbers and page sizes are Postgres integers.
 MAX_SEQ = 2**31 - 1
-_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 # Decimal() also takes underscores, other scripts' digits and "Infinity"; a request may not.
 _DECIMAL_STRING = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 _INTEGER_STRING = re.compile(r"-?\d{1,18}", re.ASCII)
@@ -58,6 +63,7 @@ class OrderBody:
     slippage_bps: int = DEFAULT_SLIPPAGE_BPS
     limit_price: Decimal | None = None
     expires_at: str | None = None
+    client_order_id: str | None = None
 
 
 def _strict_str(value: Any, _: type) -> str:
@@ -238,11 +244,11 @@ def parse_order(
     types = ", ".join(t.value for t in OrderType)
     if _check(errors, "type", body.type in set(OrderType), f"must be one of {types}"):
         # Resting orders are accepted by the contract but have no trigger yet: refusing
-        # them is better than accepting orders that would never run (see README).
+        # them is better than accepting orders that would never run (docs/design.md).
         _check(
             errors,
             "type",
-            body.type == OrderType.MARKET,
+            body.type in ACCEPTED_ORDER_TYPES,
             "limit and sniper orders are not available yet",
         )
     _check(
@@ -252,6 +258,13 @@ def parse_order(
         f"must be between 0 and {MAX_SLIPPAGE_BPS}",
     )
     expires_at = _resting_rules(errors, body, now or datetime.now(UTC))
+    if body.client_order_id is not None:
+        _check(
+            errors,
+            "clientOrderId",
+            bool(CLIENT_ORDER_ID_RE.match(body.client_order_id)),
+            CLIENT_ORDER_ID_RULE,
+        )
     if errors:
         raise validation_error(errors)
     return NewOrder(
@@ -263,6 +276,7 @@ def parse_order(
         slippage_bps=body.slippage_bps,
         limit_price=body.limit_price,
         expires_at=expires_at,
+        client_order_id=body.client_order_id,
     )
 
 
@@ -321,6 +335,14 @@ def parse_status(raw: str | None, field: str = "status") -> OrderStatus | None:
         known = ", ".join(s.value for s in OrderStatus)
         raise validation_error([FieldError(field, f"must be one of {known}")])
     return OrderStatus(raw)
+
+
+def parse_client_order_id(raw: str | None, field: str = "clientOrderId") -> str | None:
+    if raw is None:
+        return None
+    if not CLIENT_ORDER_ID_RE.match(raw):
+        raise validation_error([FieldError(field, CLIENT_ORDER_ID_RULE)])
+    return raw
 
 
 def parse_wallet(raw: str, field: str = "wallet") -> str:

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from order_engine.api.access import client_of
+from order_engine.api.appkeys import HUB, ORDERS, SETTINGS, WEBSOCKETS, WS_CLIENTS
 from order_engine.api.errors import (
     RETRY_AFTER_S,
     ApiError,
@@ -31,12 +33,10 @@ from order_engine.api.schemas import (
     parse_order_id,
     parse_wallet,
 )
-from order_engine.api.serialize import event_message, order_json
+from order_engine.api.serialize import order_json
 from order_engine.api.strict_json import parse_json
-from order_engine.appkeys import HUB, ORDERS, SETTINGS, WEBSOCKETS, WS_CLIENTS
 from order_engine.domain.errors import DomainError
-from order_engine.domain.orders import OrderEvent
-from order_engine.hub import Subscription
+from order_engine.hub import Delivery, Hub, Subscription
 from order_engine.outage import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,12 @@ def close_code(status: int) -> int:
     if 400 <= status < 500:
         return 4000 + status
     return WSCloseCode.TRY_AGAIN_LATER if status == 503 else WSCloseCode.INTERNAL_ERROR
+
+
+CLOSE_BAD_REQUEST = close_code(400)
+CLOSE_NOT_FOUND = close_code(404)
+CLOSE_CONFLICT = close_code(409)
+CLOSE_RATE_LIMITED = close_code(429)
 
 
 async def _close_within(
@@ -88,7 +94,7 @@ async def _close_with_error(
     code: int,
 ) -> None:
     """One error message in the API's error fields, then the close."""
-    body = error_body(error.code, error.message, error.details)["error"]
+    body = error_body(error.code, error.message, error.details, error.fields)["error"]
     assert isinstance(body, dict)
     if not ws.closed:
         try:
@@ -127,32 +133,43 @@ class OrderFollower:
     from Postgres, where every published event is already committed.
     """
 
-    __slots__ = ("_order_id", "_orders", "_ws", "last_seq")
+    __slots__ = ("_hub", "_order_id", "_orders", "_ws", "last_seq")
 
     def __init__(
-        self, ws: web.WebSocketResponse, orders: OrderService, order_id: uuid.UUID, since: int
+        self,
+        ws: web.WebSocketResponse,
+        orders: OrderService,
+        hub: Hub,
+        order_id: uuid.UUID,
+        since: int,
     ) -> None:
         self._ws = ws
         self._orders = orders
+        self._hub = hub
         self._order_id = order_id
         self.last_seq = since
 
-    async def send(self, events: Iterable[OrderEvent]) -> bool:
+    async def replay(self) -> bool:
+        """Send what Postgres holds after the last seq sent; True if that ends the order."""
+        missed = await self._orders.events(self._order_id, after_seq=self.last_seq)
+        return await self.send([self._hub.delivery(e) for e in missed])
+
+    async def send(self, events: Iterable[Delivery]) -> bool:
         """Send what is new in `events`; True once the terminal event has been sent."""
         for event in events:
             if event.seq <= self.last_seq:
                 continue
             if event.seq > self.last_seq + 1:
                 missed = await self._orders.events(self._order_id, after_seq=self.last_seq)
-                return await self.send(e for e in missed if e.seq <= event.seq)
-            await self._ws.send_json(event_message(event))
+                return await self.send(self._hub.delivery(e) for e in missed if e.seq <= event.seq)
+            await self._ws.send_str(event.text)
             self.last_seq = event.seq
-            if event.status.is_terminal:
+            if event.terminal:
                 return True
         return False
 
 
-SendEvents = Callable[[list[OrderEvent]], Awaitable[bool]]
+SendEvents = Callable[[list[Delivery]], Awaitable[bool]]
 Subscribe = Callable[..., Subscription]
 
 
@@ -226,14 +243,14 @@ async def _relay_order(
     request: web.Request, ws: web.WebSocketResponse, order_id: uuid.UUID, since: int
 ) -> None:
     """The order's events after `since` from Postgres, then live ones until terminal."""
-    orders = request.app[ORDERS]
-    follower = OrderFollower(ws, orders, order_id, since)
+    orders, hub = request.app[ORDERS], request.app[HUB]
+    follower = OrderFollower(ws, orders, hub, order_id, since)
     relay = Relay(request, ws, follower.send)
     # Subscribed before reading the history, so that nothing published in between is
     # missed; the follower drops what both deliver.
-    with relay.subscribe(request.app[HUB].subscribe_order, order_id):
+    with relay.subscribe(hub.subscribe_order, order_id):
         terminal = (await orders.get(order_id)).status.is_terminal
-        if await follower.send(await orders.events(order_id, after_seq=since)) or terminal:
+        if await follower.replay() or terminal:
             await _close_normally(request, ws)
             return
         await relay.run()
@@ -248,9 +265,9 @@ def _stream_order(request: web.Request, ws: web.WebSocketResponse) -> Awaitable[
 async def _stream_wallet(request: web.Request, ws: web.WebSocketResponse) -> None:
     wallet = parse_wallet(request.query.get("wallet", ""))
 
-    async def send(events: list[OrderEvent]) -> bool:
+    async def send(events: list[Delivery]) -> bool:
         for event in events:
-            await ws.send_json(event_message(event))
+            await ws.send_str(event.text)
         return False
 
     relay = Relay(request, ws, send)
@@ -275,7 +292,7 @@ async def _execute_order(request: web.Request, ws: web.WebSocketResponse) -> Non
         parse_json(msg.data, max_bytes=settings.max_body_bytes),
         max_input_amount=settings.max_input_amount,
     )
-    order = await request.app[ORDERS].place(new, execute=True)
+    order = (await request.app[ORDERS].place(new, execute=True)).order
     await ws.send_json({"type": "accepted", "order": order_json(order)})
     await _relay_order(request, ws, order.id, 0)
 
@@ -294,7 +311,7 @@ def _admit(request: web.Request) -> str:
             f"the server holds its maximum of {settings.ws_max_total} WebSockets",
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )
-    client = request.remote or "unknown"
+    client = client_of(request)
     if request.app[WS_CLIENTS][client] >= settings.ws_max_per_client:
         raise ApiError(
             429,

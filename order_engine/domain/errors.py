@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import uuid
 
+import attrs
+
 from order_engine.domain.orders import OrderStatus
+
+
+@attrs.frozen
+class Quota:
+    """One submission limit as it stands for one caller, after counting this submission."""
+
+    policy: str
+    """Which limit: "wallet" or "global"."""
+    limit: int
+    window_s: int
+    remaining: int
+    reset_s: int
+    """Seconds until the window ends and `remaining` is back to `limit`."""
 
 
 class DomainError(Exception):
@@ -38,9 +53,10 @@ class StatusConflict(DomainError):
 
 
 class RateLimited(DomainError):
-    def __init__(self, message: str, retry_after_s: int) -> None:
+    def __init__(self, message: str, retry_after_s: int, quotas: tuple[Quota, ...] = ()) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        self.quotas = quotas
 
 
 class KeyReused(DomainError):
@@ -57,6 +73,14 @@ class KeyInProgress(DomainError):
 
     def __init__(self, key: str) -> None:
         super().__init__(f"the first request with Idempotency-Key {key!r} is still being processed")
+
+
+class ClientOrderIdInUse(DomainError):
+    """The wallet has an order of that clientOrderId already: `order_id` is that order."""
+
+    def __init__(self, client_order_id: str, order_id: uuid.UUID) -> None:
+        super().__init__(f"clientOrderId {client_order_id!r} already names order {order_id}")
+        self.order_id = order_id
 
 
 class PoolExists(DomainError):

@@ -9,9 +9,13 @@ import enum
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TypeVar
 
 import attrs
+
+from order_engine.domain.routes import Route
+
+_T = TypeVar("_T")
 
 
 class OrderType(enum.StrEnum):
@@ -78,6 +82,7 @@ class FailureCode(enum.StrEnum):
     DEX_ERROR = "dex_error"
     ENQUEUE_FAILED = "enqueue_failed"
     DEAD_LETTERED = "dead_lettered"
+    TX_EXPIRED = "tx_expired"
 
 
 @attrs.frozen
@@ -103,6 +108,11 @@ class Order:
     failure_reason: str | None
     created_at: datetime
     updated_at: datetime
+    route: Route | None = None
+    """The route chosen for the current attempt; its transaction is built from it."""
+    tx_slot: int | None = None
+    """The chain slot the current transaction was built at (its expiry counts from it)."""
+    client_order_id: str | None = None
 
 
 @attrs.frozen
@@ -117,16 +127,8 @@ class NewOrder:
     slippage_bps: int
     limit_price: Decimal | None
     expires_at: datetime | None
-
-
-@attrs.frozen
-class OrderEvent:
-    order_id: uuid.UUID
-    user_wallet: str
-    seq: int
-    status: OrderStatus
-    timestamp: datetime
-    data: dict[str, Any]
+    client_order_id: str | None = None
+    """The client's own name for the order, unique per wallet."""
 
 
 @attrs.frozen
@@ -139,8 +141,35 @@ class Changes:
     amount_out: Decimal | None = None
     executed_price: Decimal | None = None
     tx_hash: str | None = None
+    tx_slot: int | None = None
+    route: Route | None = None
     attempts: int | None = None
     failure_code: str | None = None
     failure_reason: str | None = None
     forget_tx: bool = False
-    """Clear `tx_hash`: the transaction failed at the DEX and a retry builds a new one."""
+    """Clear `tx_hash` and `tx_slot`: the transaction did not land and a retry builds a
+    new one."""
+
+    def applied_to(self, order: Order, status: OrderStatus, at: datetime) -> Order:
+        """`order` after a transition to `status` at `at` with these changes, exactly as
+        the store writes them, so that nobody reads back what they just wrote."""
+
+        def kept(new: _T | None, old: _T) -> _T:
+            return old if new is None else new
+
+        return attrs.evolve(
+            order,
+            status=status,
+            updated_at=at,
+            dex=kept(self.dex, order.dex),
+            quoted_amount_out=kept(self.quoted_amount_out, order.quoted_amount_out),
+            min_amount_out=kept(self.min_amount_out, order.min_amount_out),
+            amount_out=kept(self.amount_out, order.amount_out),
+            executed_price=kept(self.executed_price, order.executed_price),
+            tx_hash=None if self.forget_tx else kept(self.tx_hash, order.tx_hash),
+            tx_slot=None if self.forget_tx else kept(self.tx_slot, order.tx_slot),
+            route=kept(self.route, order.route),
+            attempts=kept(self.attempts, order.attempts),
+            failure_code=kept(self.failure_code, order.failure_code),
+            failure_reason=kept(self.failure_reason, order.failure_reason),
+        )

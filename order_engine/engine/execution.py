@@ -1,14 +1,16 @@
 """One order's trip through the state machine, resumable from whatever status it is in.
 
 Each step reads what the previous one persisted, so an order picked up again after a
-crash carries on from its stored status instead of starting over: a transaction whose
-signature is stored is never rebuilt, and a submitted one is looked up on the chain
-before anything is sent again.
+crash carries on from its stored status instead of starting over. The route is stored
+when it is chosen and the transaction's signature and slot when it is built, so the
+same transaction can be sent again after a crash: the chain knows it by its signature
+and never runs it twice, and one that can no longer land is reported expired, which is
+what makes building a new one safe.
 
-A transient failure (every DEX failing to quote, a DEX refusing the transaction) is
-not a step back: the order stays in its status, an event records the next attempt and
-its reason, and the caller schedules that attempt after a backoff. A retry re-quotes;
-a transaction the DEX refused is forgotten and a new one built.
+A transient failure (every DEX failing to quote, a DEX refusing the transaction, a
+transaction that expired) is not a step back: the order stays in its status, an event
+records the next attempt and its reason, and the caller schedules that attempt after a
+backoff. A retry re-quotes and builds a new transaction.
 """
 
 from __future__ import annotations
@@ -16,74 +18,36 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
 
 import attrs
 
+from order_engine.chain.client import ChainClient
+from order_engine.chain.model import Transaction, TxFailure, TxOutcome, TxStatus, build_transaction
 from order_engine.domain.errors import StatusConflict
+from order_engine.domain.events import (
+    Built,
+    Confirmed,
+    EventData,
+    Failed,
+    RetryScheduled,
+    Routed,
+    Submitted,
+)
 from order_engine.domain.orders import Changes, FailureCode, Order, OrderStatus
+from order_engine.domain.routes import Route
 from order_engine.engine.retry import RetryPolicy
-from order_engine.formats import decimal_str
-from order_engine.routing.pools import Quote
 from order_engine.routing.router import (
-    MULTI_LEG_DEXES,
-    TWO_HOP,
     NoRoute,
     QuotesUnavailable,
-    Route,
     Router,
     RoutingDecision,
     min_amount_out,
 )
-from order_engine.routing.tokens import NATIVE_SOL, TOKENS
-from order_engine.routing.venues import (
-    SlippageExceeded,
-    SwapLeg,
-    SwapReceipt,
-    SwapTransaction,
-    Venue,
-    VenueUnavailable,
-    transaction_signature,
-)
+from order_engine.routing.tokens import TOKENS
 from order_engine.store.orders import OrderStore
 
 log = logging.getLogger(__name__)
-
-
-def quote_data(quote: Quote) -> dict[str, Any]:
-    return {
-        "dex": quote.dex,
-        "amountOut": decimal_str(quote.amount_out),
-        "price": decimal_str(quote.price),
-        "feeBps": quote.fee_bps,
-        "priceImpactBps": decimal_str(quote.price_impact_bps),
-        "fee": decimal_str(quote.fee),
-    }
-
-
-def route_data(route: Route) -> dict[str, Any]:
-    """API.md's route, with its kind and the native SOL wrapped before and unwrapped after."""
-    first, last = route.legs[0], route.legs[-1]
-    return {
-        "kind": route.kind,
-        "amountOut": decimal_str(route.amount_out),
-        "legs": [
-            {
-                "dex": q.dex,
-                "inputToken": q.input_token,
-                "outputToken": q.output_token,
-                "inputAmount": decimal_str(q.input_amount),
-                "amountOut": decimal_str(q.amount_out),
-                "feeBps": q.fee_bps,
-                "priceImpactBps": decimal_str(q.price_impact_bps),
-            }
-            for q in route.legs
-        ],
-        "wrapSol": decimal_str(route.input_amount) if first.input_token == NATIVE_SOL else None,
-        "unwrapSol": decimal_str(route.amount_out) if last.output_token == NATIVE_SOL else None,
-    }
 
 
 @attrs.frozen
@@ -108,27 +72,24 @@ class Executor:
         self,
         store: OrderStore,
         router: Router,
+        chain: ChainClient,
         *,
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._store = store
         self._router = router
-        self._venues = router.venues
+        self._chain = chain
         self._retry = retry or RetryPolicy()
         self._rng = rng or random.Random()
 
     async def run(self, order_id: uuid.UUID) -> Outcome:
         """Drive the order until it is terminal or waits for a retry."""
         order = await self._store.get_order(order_id)
-        # An order read from the store may have been left mid-step by an earlier run; one
-        # this run moved is known to be where this run put it.
-        resumed = True
         while order is not None and not order.status.is_terminal:
             try:
                 try:
-                    order = await self._step(order, resumed=resumed)
-                    resumed = False
+                    order = await self._step(order)
                 except _Transient as exc:
                     return await self._after_transient(order, exc)
             except StatusConflict as exc:
@@ -136,7 +97,6 @@ class Executor:
                 # what it is now.
                 log.info("order %s: %s", order.id, exc)
                 order = await self._store.get_order(order_id)
-                resumed = True
         return Outcome(order)
 
     async def abandon(self, order_id: uuid.UUID, reason: str) -> Order | None:
@@ -145,31 +105,29 @@ class Executor:
         order = await self._store.get_order(order_id)
         while order is not None and not order.status.is_terminal:
             try:
-                receipt = None
+                # Only a submitted transaction may have reached the chain; its fate is
+                # waited for (it lands, fails or expires), never guessed.
                 if order.status is OrderStatus.SUBMITTED and order.tx_hash is not None:
-                    venue, tx = await self._transaction(order)
-                    receipt = venue and await venue.find_swap(tx.signature)
-                if receipt:
-                    return await self._confirm(order, receipt)
+                    outcome = await self._chain.outcome(self._transaction(order))
+                    if outcome.status is TxStatus.LANDED:
+                        return await self._confirm(order, outcome)
                 return await self._fail(order, FailureCode.DEAD_LETTERED, reason)
             except StatusConflict:
                 order = await self._store.get_order(order_id)
         return order
 
-    async def _step(self, order: Order, *, resumed: bool) -> Order:
+    async def _step(self, order: Order) -> Order:
         match order.status:
             case OrderStatus.PENDING:
                 return await self._route(order)
             case OrderStatus.ROUTING:
                 return await self._build(order)
             case OrderStatus.BUILDING:
-                return await self._move(
-                    order, OrderStatus.SUBMITTED, data={"txHash": order.tx_hash}
-                )
+                return await self._move(order, OrderStatus.SUBMITTED, Submitted(order.tx_hash))
             case OrderStatus.SUBMITTED if order.tx_hash is None:
                 return await self._rebuild(order)
             case OrderStatus.SUBMITTED:
-                return await self._settle(order, resumed=resumed)
+                return await self._settle(order)
         raise AssertionError(f"no step leads on from {order.status}")
 
     async def _after_transient(self, order: Order, exc: _Transient) -> Outcome:
@@ -186,27 +144,23 @@ class Executor:
             delay,
         )
         waiting, _ = await self._store.record(
-            order.id,
+            order,
             order.status,
+            RetryScheduled(
+                attempt=attempt + 1,
+                code=exc.code.value,
+                reason=exc.reason,
+                retry_in_ms=round(delay * 1000),
+            ),
             Changes(attempts=attempt + 1, forget_tx=exc.forget_tx),
-            {
-                "attempt": attempt + 1,
-                "code": exc.code.value,
-                "reason": exc.reason,
-                "retryInMs": round(delay * 1000),
-            },
         )
         return Outcome(waiting, retry_in_s=delay)
 
     async def _move(
-        self,
-        order: Order,
-        status: OrderStatus,
-        changes: Changes = Changes(),
-        data: Mapping[str, Any] | None = None,
+        self, order: Order, status: OrderStatus, data: EventData, changes: Changes = Changes()
     ) -> Order:
         moved, _ = await self._store.transition(
-            order.id, status, changes, data, since=order.updated_at
+            order, status, data, changes, since=order.updated_at
         )
         log.info("order %s: %s -> %s", order.id, order.status, status)
         return moved
@@ -216,8 +170,8 @@ class Executor:
         return await self._move(
             order,
             OrderStatus.FAILED,
+            Failed(code=code.value, reason=reason, attempt=attempt),
             Changes(failure_code=code.value, failure_reason=reason, attempts=attempt),
-            {"code": code.value, "reason": reason, "attempt": attempt},
         )
 
     async def _decide(self, order: Order) -> RoutingDecision:
@@ -227,16 +181,12 @@ class Executor:
         except QuotesUnavailable as exc:
             raise _Transient(FailureCode.DEX_ERROR, str(exc)) from exc
 
-    def _routing_data(self, order: Order, decision: RoutingDecision) -> dict[str, Any]:
-        route = decision.route
-        data: dict[str, Any] = {
-            "quotes": [quote_data(q) for q in decision.quotes],
-            "dex": route.dex,
-            "route": route_data(route),
-        }
-        if order.attempts > 1:
-            data["attempt"] = order.attempts
-        return data
+    def _routed(self, order: Order, decision: RoutingDecision) -> Routed:
+        return Routed(
+            quotes=decision.quotes,
+            route=decision.route,
+            attempt=order.attempts if order.attempts > 1 else None,
+        )
 
     async def _route(self, order: Order) -> Order:
         try:
@@ -247,52 +197,66 @@ class Executor:
         return await self._move(
             order,
             OrderStatus.ROUTING,
+            self._routed(order, decision),
             Changes(
                 dex=route.dex,
                 quoted_amount_out=route.amount_out,
+                route=route,
                 attempts=max(order.attempts, 1),
             ),
-            self._routing_data(order, decision),
         )
 
     def _minimum(self, order: Order, quoted: Decimal) -> Decimal:
         return min_amount_out(quoted, order.slippage_bps, TOKENS[order.output_token])
 
-    async def _stored_legs(self, order: Order) -> tuple[SwapLeg, ...]:
-        """The legs of the order's split or two-hop route, from the latest event that
-        chose a route (routing, or the rebuild of a retry): stored before the swap is
-        built, so a resumed order sends the same route."""
-        events = await self._store.list_events(order.id)
-        route = next(e.data["route"] for e in reversed(events) if "route" in e.data)
-        return tuple(
-            SwapLeg(
-                leg["dex"],
-                leg["inputToken"],
-                leg["outputToken"],
-                # A path's second hop spends whatever the first one pays out.
-                None if route["kind"] == TWO_HOP and i > 0 else Decimal(leg["inputAmount"]),
-            )
-            for i, leg in enumerate(route["legs"])
+    def _new_transaction(self, order: Order, route: Route, minimum: Decimal) -> Transaction:
+        """A transaction for the route, built at the chain's newest slot."""
+        return build_transaction(
+            order.id,
+            max(order.attempts, 1),
+            route.dex,
+            order.input_token,
+            order.output_token,
+            order.input_amount,
+            route.swap_legs(),
+            minimum,
+            self._chain.slot,
         )
 
-    async def _build(self, order: Order) -> Order:
-        assert order.dex is not None
-        assert order.quoted_amount_out is not None
-        minimum = self._minimum(order, order.quoted_amount_out)
-        signature = transaction_signature(
-            order.id, order.dex, order.input_amount, minimum, order.attempts
+    def _transaction(self, order: Order) -> Transaction:
+        """The order's stored transaction, rebuilt exactly as it was first built."""
+        assert order.route is not None
+        assert order.min_amount_out is not None
+        assert order.tx_slot is not None
+        tx = build_transaction(
+            order.id,
+            max(order.attempts, 1),
+            order.route.dex,
+            order.input_token,
+            order.output_token,
+            order.input_amount,
+            order.route.swap_legs(),
+            order.min_amount_out,
+            order.tx_slot,
         )
-        # The signature is stored before the transaction is sent, so that after a crash
-        # the chain can be asked about it instead of sending a second swap.
+        assert tx.signature == order.tx_hash, "a stored transaction rebuilds to its signature"
+        return tx
+
+    async def _build(self, order: Order) -> Order:
+        assert order.route is not None
+        minimum = self._minimum(order, order.route.amount_out)
+        tx = self._new_transaction(order, order.route, minimum)
+        # The transaction is stored before it is sent, so that after a crash the same one
+        # is sent again (the chain runs a signature once) instead of a second swap.
         return await self._move(
             order,
             OrderStatus.BUILDING,
-            Changes(min_amount_out=minimum, tx_hash=signature),
-            {"dex": order.dex, "minAmountOut": decimal_str(minimum)},
+            Built(dex=order.route.dex, min_amount_out=minimum),
+            Changes(min_amount_out=minimum, tx_hash=tx.signature, tx_slot=tx.built_slot),
         )
 
     async def _rebuild(self, order: Order) -> Order:
-        """A retry of a transaction the DEX refused: quote again and build a new one,
+        """A retry of a transaction that did not land: quote again and build a new one,
         stored (like the first) before it is sent."""
         try:
             decision = await self._decide(order)
@@ -300,75 +264,63 @@ class Executor:
             return await self._fail(order, FailureCode.NO_ROUTE, str(exc))
         route = decision.route
         minimum = self._minimum(order, route.amount_out)
-        signature = transaction_signature(
-            order.id, route.dex, order.input_amount, minimum, order.attempts
-        )
+        tx = self._new_transaction(order, route, minimum)
         rebuilt, _ = await self._store.record(
-            order.id,
+            order,
             OrderStatus.SUBMITTED,
+            attrs.evolve(
+                self._routed(order, decision), min_amount_out=minimum, tx_hash=tx.signature
+            ),
             Changes(
                 dex=route.dex,
                 quoted_amount_out=route.amount_out,
+                route=route,
                 min_amount_out=minimum,
-                tx_hash=signature,
+                tx_hash=tx.signature,
+                tx_slot=tx.built_slot,
             ),
-            {
-                **self._routing_data(order, decision),
-                "minAmountOut": decimal_str(minimum),
-                "txHash": signature,
-            },
         )
         return rebuilt
 
-    async def _transaction(self, order: Order) -> tuple[Venue | None, SwapTransaction]:
-        """The order's stored transaction, and the venue it is (or was) sent through."""
-        assert order.dex is not None
-        assert order.tx_hash is not None
-        assert order.min_amount_out is not None
-        legs = await self._stored_legs(order) if order.dex in MULTI_LEG_DEXES else ()
-        # A route over several pools is one transaction, sent through its first leg's DEX.
-        venue = self._venues.get(legs[0].dex if legs else order.dex)
-        tx = SwapTransaction(
-            signature=order.tx_hash,
-            order_id=order.id,
-            dex=order.dex,
-            input_token=order.input_token,
-            output_token=order.output_token,
-            input_amount=order.input_amount,
-            min_amount_out=order.min_amount_out,
-            legs=legs,
-        )
-        return venue, tx
+    async def _settle(self, order: Order) -> Order:
+        """Send the stored transaction and wait for its outcome. Sending is idempotent: an
+        order resumed after a crash sends what it sent before, and the chain answers with
+        what became of it."""
+        outcome = await self._chain.execute(self._transaction(order))
+        match outcome.status, outcome.failure:
+            case TxStatus.LANDED, _:
+                return await self._confirm(order, outcome)
+            case TxStatus.FAILED, TxFailure.SLIPPAGE:
+                return await self._fail(
+                    order, FailureCode.SLIPPAGE_EXCEEDED, outcome.reason or "slippage exceeded"
+                )
+            case TxStatus.FAILED, _:
+                raise _Transient(
+                    FailureCode.DEX_ERROR, outcome.reason or "the DEX refused", forget_tx=True
+                )
+            case TxStatus.EXPIRED, _:
+                raise _Transient(
+                    FailureCode.TX_EXPIRED,
+                    f"transaction {outcome.signature} expired before it landed",
+                    forget_tx=True,
+                )
+        raise AssertionError(f"no outcome is final as {outcome.status}")
 
-    async def _settle(self, order: Order, *, resumed: bool) -> Order:
-        """Send the stored transaction. An order found in `submitted` when this run began
-        may have been sent by a run that crashed: the chain is asked about its signature
-        first. One that this run moved to `submitted` was never sent."""
-        venue, tx = await self._transaction(order)
-        if venue is None:
-            return await self._fail(order, FailureCode.DEX_ERROR, f"unknown dex {order.dex}")
-        try:
-            receipt = (resumed and await venue.find_swap(tx.signature)) or await venue.execute(tx)
-        except SlippageExceeded as exc:
-            return await self._fail(order, FailureCode.SLIPPAGE_EXCEEDED, str(exc))
-        except VenueUnavailable as exc:
-            raise _Transient(FailureCode.DEX_ERROR, str(exc), forget_tx=True) from exc
-        return await self._confirm(order, receipt)
-
-    async def _confirm(self, order: Order, receipt: SwapReceipt) -> Order:
-        # The receipt's signature, not the order's: if the chain already settled this
-        # order under an earlier transaction, that one is what happened.
+    async def _confirm(self, order: Order, outcome: TxOutcome) -> Order:
+        # The outcome's signature, not the order's: they are the same transaction.
+        assert outcome.amount_out is not None
+        assert outcome.executed_price is not None
         return await self._move(
             order,
             OrderStatus.CONFIRMED,
-            Changes(
-                tx_hash=receipt.signature,
-                amount_out=receipt.amount_out,
-                executed_price=receipt.executed_price,
+            Confirmed(
+                tx_hash=outcome.signature,
+                amount_out=outcome.amount_out,
+                executed_price=outcome.executed_price,
             ),
-            {
-                "txHash": receipt.signature,
-                "amountOut": decimal_str(receipt.amount_out),
-                "executedPrice": decimal_str(receipt.executed_price),
-            },
+            Changes(
+                tx_hash=outcome.signature,
+                amount_out=outcome.amount_out,
+                executed_price=outcome.executed_price,
+            ),
         )

@@ -16,7 +16,7 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from order_engine.engine.locks import AdvisoryLocks
+from order_engine.leader import Leadership
 from order_engine.outage import DEPENDENCY_ERRORS
 from order_engine.queue import OrderQueue
 from order_engine.store.orders import OrderStore
@@ -29,7 +29,7 @@ class Reconciler:
         self,
         store: OrderStore,
         queue: OrderQueue,
-        locks: AdvisoryLocks,
+        leadership: Leadership,
         *,
         interval_s: float,
         grace_s: float,
@@ -37,7 +37,7 @@ class Reconciler:
     ) -> None:
         self._store = store
         self._queue = queue
-        self._locks = locks
+        self._leadership = leadership
         self._interval_s = interval_s
         self._grace = timedelta(seconds=grace_s)
         self._batch = batch
@@ -54,7 +54,7 @@ class Reconciler:
 
     async def run_once(self) -> int:
         """One sweep, if this process leads; returns how many orders were queued again."""
-        if not await self._locks.try_lead():
+        if not await self._leadership.try_lead():
             return 0
         stalled = await self._store.list_stalled(idle_for=self._grace, limit=self._batch)
         if not stalled:

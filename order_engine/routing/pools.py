@@ -7,36 +7,15 @@ from typing import Protocol
 
 import attrs
 
+from order_engine.domain.routes import Quote, price_of
 from order_engine.routing.tokens import Token
 
 BPS = Decimal(10_000)
-_PRICE_CONTEXT = Context(prec=18)
+_FEE_CONTEXT = Context(prec=18)
 # Wide enough that the reserves and any input stay exact, and rounding toward zero so
 # that the division can never round up to more than the pool holds.
 _SWAP_CONTEXT = Context(prec=60, rounding=ROUND_DOWN)
 _WALK_CONTEXT = Context(prec=40)
-
-
-def price_of(amount_in: Decimal, amount_out: Decimal) -> Decimal:
-    """Output token per input token, to 18 significant digits."""
-    return _PRICE_CONTEXT.divide(amount_out, amount_in).normalize(_PRICE_CONTEXT)
-
-
-@attrs.frozen
-class Quote:
-    dex: str
-    input_token: str
-    output_token: str
-    input_amount: Decimal
-    amount_out: Decimal
-    fee_bps: int
-    price_impact_bps: Decimal
-    # The fee in input-token units; kept by the pool, so it is part of what the swap costs.
-    fee: Decimal = Decimal(0)
-
-    @property
-    def price(self) -> Decimal:
-        return price_of(self.input_amount, self.amount_out)
 
 
 class Pool(Protocol):
@@ -95,7 +74,7 @@ class _CurvePool:
             amount_out=amount_out,
             fee_bps=int((rate * BPS).to_integral_value(ROUND_HALF_UP)),
             price_impact_bps=impact,
-            fee=fee.normalize(_PRICE_CONTEXT),
+            fee=fee.normalize(_FEE_CONTEXT),
         )
 
     def apply(self, input_symbol: str, amount_in: Decimal, amount_out: Decimal) -> None:

@@ -11,9 +11,10 @@ from decimal import Decimal
 
 import attrs
 
-from order_engine.routing.pools import BPS, Quote
+from order_engine.domain.routes import DIRECT, SPLIT, TWO_HOP, Quote, Route
+from order_engine.routing.pools import BPS
 from order_engine.routing.tokens import TOKENS, Token
-from order_engine.routing.venues import NoPool, SwapLeg, Venue
+from order_engine.routing.venues import Venue
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +26,6 @@ SPLIT_SHARES = tuple(Decimal(i) / 10 for i in range(1, 10))
 # below it the fee, not the depth, decides, and splitting cannot beat the cheaper venue.
 SPLIT_MIN_IMPACT_BPS = Decimal(10)
 
-DIRECT, SPLIT, TWO_HOP = "direct", "split", "two-hop"
-# An order's `dex` for a route of several legs (API.md).
-MULTI_LEG_DEXES = frozenset({"split", "multi"})
-
 
 class NoRoute(Exception):
     """No venue quoted the pair: the order cannot be executed."""
@@ -37,50 +34,6 @@ class NoRoute(Exception):
 class QuotesUnavailable(Exception):
     """No venue quoted, but some failed or timed out rather than lacking a pool: a
     transient failure, worth trying again later."""
-
-
-@attrs.frozen
-class Route:
-    """A way to execute the order: one or more venue quotes and what they pay together."""
-
-    kind: str
-    legs: tuple[Quote, ...]
-    amount_out: Decimal
-
-    @property
-    def dex(self) -> str:
-        """The DEX of a one-leg route; `split` or `multi` (API.md) otherwise."""
-        if self.kind == DIRECT:
-            return self.legs[0].dex
-        return "split" if self.kind == SPLIT else "multi"
-
-    @property
-    def input_amount(self) -> Decimal:
-        """What the route spends: a path's first leg, or all the legs of a split."""
-        if self.kind == TWO_HOP:
-            return self.legs[0].input_amount
-        return sum((q.input_amount for q in self.legs), Decimal(0))
-
-    def swap_legs(self) -> tuple[SwapLeg, ...]:
-        """The legs to send; a direct route needs none beyond the transaction itself."""
-        if self.kind == DIRECT:
-            return ()
-        if self.kind == SPLIT:
-            return tuple(
-                SwapLeg(q.dex, q.input_token, q.output_token, q.input_amount) for q in self.legs
-            )
-        first, second = self.legs
-        return (
-            SwapLeg(first.dex, first.input_token, first.output_token, first.input_amount),
-            SwapLeg(second.dex, second.input_token, second.output_token, None),
-        )
-
-    def describe(self) -> str:
-        legs = " + ".join(
-            f"{q.dex}:{q.input_amount} {q.input_token}->{q.amount_out} {q.output_token}"
-            for q in self.legs
-        )
-        return f"{self.kind}[{legs}]={self.amount_out}"
 
 
 @attrs.frozen
@@ -116,34 +69,36 @@ class Router:
         self._venues = list(venues)
         self._quote_timeout_s = quote_timeout_s
 
-    @property
-    def venues(self) -> dict[str, Venue]:
-        return {v.name: v for v in self._venues}
-
-    async def _quote(
-        self, venue: Venue, src: Token, dst: Token, amount: Decimal, failed: set[str]
-    ) -> Quote | None:
-        """The venue's quote, or None if it has no pool, pays nothing, fails or is too slow;
-        a venue that fails or times out goes into `failed` and is not asked again."""
-        try:
-            quote = await asyncio.wait_for(venue.quote(src, dst, amount), self._quote_timeout_s)
-        except NoPool:
-            return None
-        except TimeoutError:
-            log.warning("quote from %s timed out after %ss", venue.name, self._quote_timeout_s)
-            failed.add(venue.name)
-            return None
-        except Exception:
-            # One venue failing must not fail the order while another can quote.
-            log.exception("quote from %s failed", venue.name)
-            failed.add(venue.name)
-            return None
-        return quote if quote.amount_out > 0 else None
-
     async def _quotes(
         self, asks: Sequence[tuple[Venue, Token, Token, Decimal]], failed: set[str]
     ) -> list[Quote | None]:
-        return list(await asyncio.gather(*(self._quote(v, s, d, a, failed) for v, s, d, a in asks)))
+        """One answer per ask: the quote, or None if its venue has no pool, pays nothing,
+        fails or is too slow. Each venue is asked once for all of its asks, all venues at
+        once; one that fails or times out goes into `failed` and is not asked again."""
+        results: list[Quote | None] = [None] * len(asks)
+        by_venue: dict[str, tuple[Venue, list[int]]] = {}
+        for index, (venue, *_) in enumerate(asks):
+            by_venue.setdefault(venue.name, (venue, []))[1].append(index)
+
+        async def ask(venue: Venue, indexes: list[int]) -> None:
+            try:
+                answers = await asyncio.wait_for(
+                    venue.quotes([asks[i][1:] for i in indexes]), self._quote_timeout_s
+                )
+            except TimeoutError:
+                log.warning("quotes from %s timed out after %ss", venue.name, self._quote_timeout_s)
+                failed.add(venue.name)
+                return
+            except Exception:
+                # One venue failing must not fail the order while another can quote.
+                log.exception("quotes from %s failed", venue.name)
+                failed.add(venue.name)
+                return
+            for index, quote in zip(indexes, answers, strict=True):
+                results[index] = quote if quote is not None and quote.amount_out > 0 else None
+
+        await asyncio.gather(*(ask(venue, indexes) for venue, indexes in by_venue.values()))
+        return results
 
     async def route(self, src: Token, dst: Token, amount: Decimal) -> RoutingDecision:
         """Raises NoRoute when no venue can quote the pair, QuotesUnavailable when the
@@ -199,13 +154,15 @@ class Router:
                 )
             raise NoRoute(f"no venue quotes {src.symbol} -> {dst.symbol} for {amount}")
         chosen = choose_route(candidates)
-        log.info(
-            "routed %s %s -> %s: chose %s; compared %s; venues left out: %s",
-            amount,
-            src.symbol,
-            dst.symbol,
-            chosen.describe(),
-            "; ".join(c.describe() for c in candidates),
-            ", ".join(sorted(failed)) or "none",
-        )
+        # Describing every candidate costs more than routing a small order: only when logged.
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "routed %s %s -> %s: chose %s; compared %s; venues left out: %s",
+                amount,
+                src.symbol,
+                dst.symbol,
+                chosen.describe(),
+                "; ".join(c.describe() for c in candidates),
+                ", ".join(sorted(failed)) or "none",
+            )
         return RoutingDecision(quotes=tuple(direct), candidates=tuple(candidates), route=chosen)

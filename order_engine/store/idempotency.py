@@ -2,7 +2,9 @@
 
 A key is claimed in Postgres before the request runs, so that of concurrent repeats only
 one runs; its response is stored when it succeeds. A request that fails gives the key
-back, so that a client can retry a 4xx or 503 under the same key.
+back, so that a client can retry a 4xx or 503 under the same key. Expired keys are
+deleted in batches by a periodic purge that every process may run at once: each batch
+skips the rows another purge or a request holds.
 """
 
 from __future__ import annotations
@@ -51,6 +53,16 @@ DELETE FROM idempotency_keys WHERE key = $1 AND fingerprint = $2 AND state = 'ru
 """
 
 
+_PURGE_EXPIRED_KEYS = """
+DELETE FROM idempotency_keys WHERE key IN (
+    SELECT key FROM idempotency_keys WHERE expires_at <= now()
+    ORDER BY expires_at LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+"""
+PURGE_BATCH = 1000
+
+
 @attrs.frozen
 class StoredResponse:
     status: int
@@ -92,3 +104,15 @@ class IdempotencyStore:
     async def release(self, key: str, fingerprint: str) -> None:
         async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
             await conn.execute(_RELEASE_IDEMPOTENCY_KEY, key, fingerprint)
+
+    async def purge_expired(self, *, batch: int = PURGE_BATCH) -> int:
+        """Delete expired keys, a batch a statement so that no lock is held long; returns
+        how many went."""
+        purged = 0
+        while True:
+            async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
+                status = await conn.execute(_PURGE_EXPIRED_KEYS, batch)
+            deleted = int(status.split()[-1])
+            purged += deleted
+            if deleted < batch:
+                return purged

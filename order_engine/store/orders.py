@@ -1,78 +1,111 @@
-"""Orders and their events in SQL: every status change is one statement, committed and
-then published."""
+"""Orders and their events in SQL: every status change is committed with its event and
+then published, and changes made together are applied together."""
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 import asyncpg
 import attrs
+import orjson
+from cattrs.strategies import configure_tagged_union
 
-from order_engine.domain.errors import OrderNotFound, StatusConflict
+from order_engine.batch import Batcher
+from order_engine.domain.errors import (
+    ClientOrderIdInUse,
+    DomainError,
+    OrderNotFound,
+    StatusConflict,
+)
+from order_engine.domain.events import Accepted, EventData, OrderEvent
 from order_engine.domain.orders import (
     Changes,
     NewOrder,
     Order,
-    OrderEvent,
     OrderStatus,
     OrderType,
     sources_of,
 )
+from order_engine.domain.routes import Route
+from order_engine.formats import exact_json
 from order_engine.hub import Hub
 
 _ORDER_COLUMNS = """
     id, type, status, user_wallet, input_token, output_token, input_amount, slippage_bps,
     limit_price, expires_at, dex, quoted_amount_out, min_amount_out, amount_out,
-    executed_price, tx_hash, attempts, failure_code, failure_reason, created_at, updated_at
+    executed_price, tx_hash, attempts, failure_code, failure_reason, created_at, updated_at,
+    route, tx_slot, client_order_id
 """
 
-_INSERT_ORDER = f"""
+# Many orders and their first events in one statement, each with the id given.
+_INSERT_ORDERS = f"""
 WITH new AS (
     INSERT INTO orders (id, type, status, user_wallet, input_token, output_token,
-                        input_amount, slippage_bps, limit_price, expires_at, queued_at, last_seq)
-    VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9,
-            CASE WHEN $10::boolean THEN now() END, 1)
+                        input_amount, slippage_bps, limit_price, expires_at, queued_at, last_seq,
+                        client_order_id)
+    SELECT u.id, u.type, 'pending', u.wallet, u.input_token, u.output_token, u.input_amount,
+           u.slippage_bps, u.limit_price, u.expires_at, CASE WHEN u.queued THEN now() END, 1,
+           u.client_order_id
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[],
+                $7::int[], $8::numeric[], $9::timestamptz[], $10::boolean[], $12::text[])
+        AS u(id, type, wallet, input_token, output_token, input_amount, slippage_bps,
+             limit_price, expires_at, queued, client_order_id)
+    -- A clientOrderId the wallet has already (or twice in this batch) inserts nothing:
+    -- its caller alone is refused, not the batch.
+    ON CONFLICT (user_wallet, client_order_id) WHERE client_order_id IS NOT NULL DO NOTHING
     RETURNING *
 ), event AS (
     INSERT INTO order_events (order_id, seq, status, data, created_at)
-    SELECT id, 1, status, '{{}}'::jsonb, created_at FROM new
+    SELECT id, 1, status, $11::jsonb, created_at FROM new
 )
 SELECT {_ORDER_COLUMNS} FROM new
 """
 
-# One statement: the WHERE re-checks the status under the row lock the UPDATE takes, and
-# the event takes the seq the same UPDATE assigned, so a transition and its event commit
-# together or not at all.
-_TRANSITION = f"""
-WITH moved AS (
-    UPDATE orders SET
-        status = $2,
-        last_seq = last_seq + 1,
+# Many transitions in one statement. Each row's WHERE re-checks its order's status under
+# the row lock the UPDATE takes, and its event takes the seq the same UPDATE assigned, so
+# a transition and its event commit together or not at all. The orders that did not move
+# come back too, with their status before the statement: a conflict, or no such order.
+_TRANSITIONS = """
+WITH u AS (
+    SELECT * FROM unnest(
+        $1::uuid[], $2::text[], $3::text[], $4::text[], $5::numeric[], $6::numeric[],
+        $7::numeric[], $8::numeric[], $9::text[], $10::bigint[], $11::text[], $12::int[],
+        $13::text[], $14::text[], $15::boolean[], $16::text[])
+    AS u(id, status, sources, dex, quoted_amount_out, min_amount_out, amount_out,
+         executed_price, tx_hash, tx_slot, route, attempts, failure_code, failure_reason,
+         forget_tx, data)
+), moved AS (
+    UPDATE orders o SET
+        status = u.status,
+        last_seq = o.last_seq + 1,
         updated_at = now(),
-        dex = COALESCE($4, dex),
-        quoted_amount_out = COALESCE($5, quoted_amount_out),
-        min_amount_out = COALESCE($6, min_amount_out),
-        amount_out = COALESCE($7, amount_out),
-        executed_price = COALESCE($8, executed_price),
-        tx_hash = CASE WHEN $14 THEN NULL ELSE COALESCE($9, tx_hash) END,
-        attempts = COALESCE($10, attempts),
-        failure_code = COALESCE($11, failure_code),
-        failure_reason = COALESCE($12, failure_reason)
-    WHERE id = $1 AND status = ANY($3::text[])
-    RETURNING *
-), event AS (
+        dex = COALESCE(u.dex, o.dex),
+        quoted_amount_out = COALESCE(u.quoted_amount_out, o.quoted_amount_out),
+        min_amount_out = COALESCE(u.min_amount_out, o.min_amount_out),
+        amount_out = COALESCE(u.amount_out, o.amount_out),
+        executed_price = COALESCE(u.executed_price, o.executed_price),
+        tx_hash = CASE WHEN u.forget_tx THEN NULL ELSE COALESCE(u.tx_hash, o.tx_hash) END,
+        tx_slot = CASE WHEN u.forget_tx THEN NULL ELSE COALESCE(u.tx_slot, o.tx_slot) END,
+        route = COALESCE(u.route::jsonb, o.route),
+        attempts = COALESCE(u.attempts, o.attempts),
+        failure_code = COALESCE(u.failure_code, o.failure_code),
+        failure_reason = COALESCE(u.failure_reason, o.failure_reason)
+    FROM u
+    WHERE o.id = u.id AND o.status = ANY(string_to_array(u.sources, ','))
+    RETURNING o.*, u.data::jsonb AS event_data
+), events AS (
     INSERT INTO order_events (order_id, seq, status, data, created_at)
-    SELECT id, last_seq, status, $13::jsonb, updated_at FROM moved
-    RETURNING seq
+    SELECT id, last_seq, status, event_data, updated_at FROM moved
 )
-SELECT {_ORDER_COLUMNS}, (SELECT seq FROM event) AS event_seq FROM moved
+SELECT u.id AS wanted, o.status AS status_before, m.last_seq AS event_seq, m.updated_at
+FROM u
+LEFT JOIN orders o ON o.id = u.id
+LEFT JOIN moved m ON m.id = u.id
 """
 
-_GET_ORDER = f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = $1"
+_GET_ORDERS = f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ANY($1::uuid[])"
 
 _GET_STATUS = "SELECT status FROM orders WHERE id = $1"
 
@@ -89,25 +122,31 @@ LIMIT $2
 """
 
 _LIST_EVENTS = """
-SELECT e.order_id, o.user_wallet, e.seq, e.status, e.data, e.created_at
+SELECT e.order_id, o.user_wallet, e.seq, e.status, e.data, e.created_at, o.client_order_id
 FROM order_events e JOIN orders o ON o.id = e.order_id
 WHERE e.order_id = $1 AND e.seq > $2
 ORDER BY e.seq
 """
 
 
-def _wallet_orders_query(*, status: bool, after: bool) -> str:
-    """A page of a wallet's orders: $1 wallet, $2 limit, then status, then the keyset.
+def _wallet_orders_query(*, status: bool, after: bool, client: bool) -> str:
+    """A page of a wallet's orders: $1 wallet, $2 limit, then status, then clientOrderId,
+    then the keyset.
 
     Each shape is its own statement, so that each plans as one range of an index
-    (orders_wallet_created_idx, or orders_wallet_status_created_idx with a status).
+    (orders_wallet_created_idx, or orders_wallet_status_created_idx with a status, or
+    one row of orders_wallet_client_order_id_key with a clientOrderId).
     """
     conditions = ["user_wallet = $1"]
+    arg = 3
     if status:
-        conditions.append("status = $3")
+        conditions.append(f"status = ${arg}")
+        arg += 1
+    if client:
+        conditions.append(f"client_order_id = ${arg}")
+        arg += 1
     if after:
-        first = 4 if status else 3
-        conditions.append(f"(created_at, id) < (${first}, ${first + 1})")
+        conditions.append(f"(created_at, id) < (${arg}, ${arg + 1})")
     return f"""
 SELECT {_ORDER_COLUMNS} FROM orders
 WHERE {" AND ".join(conditions)}
@@ -117,10 +156,17 @@ LIMIT $2
 
 
 WALLET_ORDER_QUERIES = {
-    (status, after): _wallet_orders_query(status=status, after=after)
+    (status, after, client): _wallet_orders_query(status=status, after=after, client=client)
     for status in (False, True)
     for after in (False, True)
+    for client in (False, True)
 }
+
+_CLIENT_ORDER_IDS = """
+SELECT o.user_wallet, o.client_order_id, o.id
+FROM orders o JOIN unnest($1::text[], $2::text[]) AS u(wallet, client_order_id)
+  ON o.user_wallet = u.wallet AND o.client_order_id = u.client_order_id
+"""
 
 
 # Marks a created (pending, never queued) order as queued; of concurrent callers exactly
@@ -142,7 +188,19 @@ class WalletCursor:
 
 async def init_connection(conn: asyncpg.Connection) -> None:
     """Decode jsonb into Python objects on every pooled connection."""
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda value: orjson.dumps(value).decode(),
+        decoder=orjson.loads,
+        schema="pg_catalog",
+    )
+
+
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release. No pooled connection holds session state (advisory
+    locks live on connections of their own), so asyncpg's reset query, a round trip
+    after every statement, has nothing to undo; an open transaction is still rolled back
+    by the pool itself."""
 
 
 async def create_pool(
@@ -154,7 +212,27 @@ async def create_pool(
         max_size=max_size,
         command_timeout=command_timeout,
         init=init_connection,
+        reset=keep_session,
     )
+
+
+# Event payloads as the store keeps them: each tagged with its kind.
+_events = exact_json.copy()
+configure_tagged_union(
+    EventData,
+    _events,
+    tag_name="kind",
+    tag_generator=lambda cls: cls.__name__.lower(),
+)
+
+
+def _json(value: object) -> str:
+    """JSON text for an array parameter, where a list would be read as a dimension."""
+    return orjson.dumps(value).decode()
+
+
+def store_data(data: EventData) -> object:
+    return _events.unstructure(data, unstructure_as=EventData)
 
 
 def _order(row: asyncpg.Record) -> Order:
@@ -180,6 +258,9 @@ def _order(row: asyncpg.Record) -> Order:
         failure_reason=row["failure_reason"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        route=None if row["route"] is None else exact_json.structure(row["route"], Route),
+        tx_slot=row["tx_slot"],
+        client_order_id=row["client_order_id"],
     )
 
 
@@ -190,7 +271,8 @@ def _event(row: asyncpg.Record) -> OrderEvent:
         seq=row["seq"],
         status=OrderStatus(row["status"]),
         timestamp=row["created_at"],
-        data=row["data"],
+        data=_events.structure(row["data"], EventData),  # type: ignore[arg-type]
+        client_order_id=row["client_order_id"],
     )
 
 
@@ -199,9 +281,34 @@ def _event(row: asyncpg.Record) -> OrderEvent:
 Observer = Callable[[Order, OrderEvent, datetime | None], None]
 
 
+@attrs.frozen
+class _Insert:
+    order_id: uuid.UUID
+    new: NewOrder
+    queued: bool
+
+
+@attrs.frozen
+class _Write:
+    order: Order
+    status: OrderStatus
+    sources: frozenset[OrderStatus]
+    changes: Changes
+    data: EventData
+    since: datetime | None
+
+
+Change = tuple[Order, OrderEvent]
+
+
 class OrderStore:
     """Orders and their events. Every change is committed with its event and then, only
-    then, told to the observer and published on the hub (when given)."""
+    then, told to the observer and published on the hub (when given).
+
+    Inserts, transitions and reads made in the same turn of the event loop are applied
+    by one statement each (batch.py); every caller gets its own result, conflict
+    or error.
+    """
 
     def __init__(
         self,
@@ -215,120 +322,182 @@ class OrderStore:
         self._hub = hub
         self._observer = observer
         self._acquire_timeout = acquire_timeout
+        self._inserts: Batcher[_Insert, Change] = Batcher(self._insert_batch)
+        self._writes: Batcher[_Write, Change] = Batcher(self._write_batch, key=lambda w: w.order.id)
+        self._reads: Batcher[uuid.UUID, Order | None] = Batcher(self._read_batch)
 
-    async def _committed(self, order: Order, event: OrderEvent, since: datetime | None) -> None:
+    async def _committed(self, changes: Sequence[tuple[Change, datetime | None]]) -> None:
         if self._observer is not None:
-            self._observer(order, event, since)
+            for (order, event), since in changes:
+                self._observer(order, event, since)
         if self._hub is not None:
-            await self._hub.publish(event)
+            await self._hub.publish([event for (_, event), _ in changes])
 
-    async def insert_order(self, new: NewOrder, *, queued: bool) -> tuple[Order, OrderEvent]:
-        """Persist a pending order and its first event; `queued` marks it for execution."""
+    async def insert_order(self, new: NewOrder, *, queued: bool) -> Change:
+        """Persist a pending order and its first event; `queued` marks it for execution.
+
+        Raises ClientOrderIdInUse when the wallet has an order of that clientOrderId.
+        """
+        return await self._inserts(_Insert(uuid.uuid4(), new, queued))
+
+    async def _insert_batch(self, batch: list[_Insert]) -> list[Change | DomainError]:
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
-            row = await conn.fetchrow(
-                _INSERT_ORDER,
-                uuid.uuid4(),
-                new.type.value,
-                new.user_wallet,
-                new.input_token,
-                new.output_token,
-                new.input_amount,
-                new.slippage_bps,
-                new.limit_price,
-                new.expires_at,
-                queued,
+            rows = await conn.fetch(
+                _INSERT_ORDERS,
+                [i.order_id for i in batch],
+                [i.new.type.value for i in batch],
+                [i.new.user_wallet for i in batch],
+                [i.new.input_token for i in batch],
+                [i.new.output_token for i in batch],
+                [i.new.input_amount for i in batch],
+                [i.new.slippage_bps for i in batch],
+                [i.new.limit_price for i in batch],
+                [i.new.expires_at for i in batch],
+                [i.queued for i in batch],
+                store_data(Accepted()),
+                [i.new.client_order_id for i in batch],
             )
-        assert row is not None
-        order = _order(row)
-        event = OrderEvent(
-            order_id=order.id,
-            user_wallet=order.user_wallet,
-            seq=1,
-            status=OrderStatus.PENDING,
-            timestamp=order.created_at,
-            data={},
-        )
-        await self._committed(order, event, None)
-        return order, event
+            orders = {row["id"]: _order(row) for row in rows}
+            refused = [i for i in batch if i.order_id not in orders]
+            holders = {}
+            if refused:
+                # Only a clientOrderId taken already (ON CONFLICT … DO NOTHING) leaves an
+                # order out: name the order that holds it.
+                found = await conn.fetch(
+                    _CLIENT_ORDER_IDS,
+                    [i.new.user_wallet for i in refused],
+                    [i.new.client_order_id for i in refused],
+                )
+                holders = {(r["user_wallet"], r["client_order_id"]): r["id"] for r in found}
+        results: list[Change | DomainError] = []
+        changes = []
+        for item in batch:
+            if item.order_id not in orders:
+                name = item.new.client_order_id
+                assert name is not None
+                results.append(ClientOrderIdInUse(name, holders[item.new.user_wallet, name]))
+                continue
+            order = orders[item.order_id]
+            event = OrderEvent(
+                order_id=order.id,
+                user_wallet=order.user_wallet,
+                seq=1,
+                status=OrderStatus.PENDING,
+                timestamp=order.created_at,
+                data=Accepted(),
+                client_order_id=order.client_order_id,
+            )
+            changes.append((order, event))
+            results.append((order, event))
+        await self._committed([(change, None) for change in changes])
+        return results
+
+    async def _known(self, order: Order | uuid.UUID) -> Order:
+        if isinstance(order, Order):
+            return order
+        found = await self.get_order(order)
+        if found is None:
+            raise OrderNotFound(order)
+        return found
 
     async def transition(
         self,
-        order_id: uuid.UUID,
+        order: Order | uuid.UUID,
         new_status: OrderStatus,
+        data: EventData,
         changes: Changes = Changes(),
-        data: Mapping[str, Any] | None = None,
         *,
         since: datetime | None = None,
-    ) -> tuple[Order, OrderEvent]:
+    ) -> Change:
         """Move an order to `new_status` and append its event, or change nothing.
 
         Raises StatusConflict when the current status does not lead to `new_status`,
-        OrderNotFound when there is no such order. `since`: when the order's previous
-        status began, for the step's duration.
+        OrderNotFound when there is no such order. Given the order as the caller has it,
+        the order after the move is worked out rather than read back; given its id, it
+        is read first. `since`: when the order's previous status began, for the step's
+        duration.
         """
-        order, event = await self._write(
-            order_id, new_status, sources_of(new_status), changes, data
+        write = _Write(
+            await self._known(order), new_status, sources_of(new_status), changes, data, since
         )
-        await self._committed(order, event, since)
-        return order, event
+        return await self._writes(write)
 
     async def record(
         self,
-        order_id: uuid.UUID,
+        order: Order | uuid.UUID,
         status: OrderStatus,
+        data: EventData,
         changes: Changes = Changes(),
-        data: Mapping[str, Any] | None = None,
-    ) -> tuple[Order, OrderEvent]:
+    ) -> Change:
         """Append an event that keeps the order in `status` (a retry, a new quote), with
         its changes; StatusConflict if the order is no longer in `status`."""
         if status.is_terminal:
             raise ValueError(f"a {status} order takes no further events")
-        order, event = await self._write(order_id, status, {status}, changes, data)
-        await self._committed(order, event, None)
-        return order, event
+        write = _Write(await self._known(order), status, frozenset({status}), changes, data, None)
+        return await self._writes(write)
 
-    async def _write(
-        self,
-        order_id: uuid.UUID,
-        status: OrderStatus,
-        sources: Iterable[OrderStatus],
-        changes: Changes,
-        data: Mapping[str, Any] | None,
-    ) -> tuple[Order, OrderEvent]:
-        event_data = dict(data or {})
+    async def _write_batch(self, batch: list[_Write]) -> list[Change | DomainError]:
+        def column(get: Callable[[Changes], object]) -> list[object]:
+            return [get(w.changes) for w in batch]
+
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
-            row = await conn.fetchrow(
-                _TRANSITION,
-                order_id,
-                status.value,
-                [s.value for s in sources],
-                changes.dex,
-                changes.quoted_amount_out,
-                changes.min_amount_out,
-                changes.amount_out,
-                changes.executed_price,
-                changes.tx_hash,
-                changes.attempts,
-                changes.failure_code,
-                changes.failure_reason,
-                event_data,
-                changes.forget_tx,
+            rows = await conn.fetch(
+                _TRANSITIONS,
+                [w.order.id for w in batch],
+                [w.status.value for w in batch],
+                [",".join(s.value for s in w.sources) for w in batch],
+                column(lambda c: c.dex),
+                column(lambda c: c.quoted_amount_out),
+                column(lambda c: c.min_amount_out),
+                column(lambda c: c.amount_out),
+                column(lambda c: c.executed_price),
+                column(lambda c: c.tx_hash),
+                column(lambda c: c.tx_slot),
+                column(
+                    lambda c: None if c.route is None else _json(exact_json.unstructure(c.route))
+                ),
+                column(lambda c: c.attempts),
+                column(lambda c: c.failure_code),
+                column(lambda c: c.failure_reason),
+                column(lambda c: c.forget_tx),
+                [_json(store_data(w.data)) for w in batch],
             )
-            if row is None:
-                current = await conn.fetchval(_GET_STATUS, order_id)
-                if current is None:
-                    raise OrderNotFound(order_id)
-                raise StatusConflict(order_id, OrderStatus(current), status)
-        order = _order(row)
-        event = OrderEvent(
-            order_id=order.id,
-            user_wallet=order.user_wallet,
-            seq=row["event_seq"],
-            status=status,
-            timestamp=order.updated_at,
-            data=event_data,
-        )
-        return order, event
+        by_id = {row["wanted"]: row for row in rows}
+        results: list[Change | DomainError] = []
+        committed: list[tuple[Change, datetime | None]] = []
+        for write in batch:
+            row = by_id[write.order.id]
+            if row["event_seq"] is None:
+                before = row["status_before"]
+                results.append(
+                    OrderNotFound(write.order.id)
+                    if before is None
+                    else StatusConflict(write.order.id, OrderStatus(before), write.status)
+                )
+                continue
+            order = write.changes.applied_to(write.order, write.status, row["updated_at"])
+            event = OrderEvent(
+                order_id=order.id,
+                user_wallet=order.user_wallet,
+                seq=row["event_seq"],
+                status=write.status,
+                timestamp=order.updated_at,
+                data=write.data,
+                client_order_id=order.client_order_id,
+            )
+            results.append((order, event))
+            committed.append(((order, event), write.since))
+        await self._committed(committed)
+        return results
+
+    async def get_order(self, order_id: uuid.UUID) -> Order | None:
+        return await self._reads(order_id)
+
+    async def _read_batch(self, batch: list[uuid.UUID]) -> list[Order | None]:
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            rows = await conn.fetch(_GET_ORDERS, batch)
+        found = {row["id"]: _order(row) for row in rows}
+        return [found.get(order_id) for order_id in batch]
 
     async def mark_queued(self, order_id: uuid.UUID) -> Order:
         """Claim a pending, never-queued order for execution.
@@ -355,11 +524,6 @@ class OrderStore:
                 )
         return _order(row)
 
-    async def get_order(self, order_id: uuid.UUID) -> Order | None:
-        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
-            row = await conn.fetchrow(_GET_ORDER, order_id)
-        return None if row is None else _order(row)
-
     async def list_events(self, order_id: uuid.UUID, *, after_seq: int = 0) -> list[OrderEvent]:
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
             rows = await conn.fetch(_LIST_EVENTS, order_id, after_seq)
@@ -372,14 +536,20 @@ class OrderStore:
         limit: int,
         after: WalletCursor | None = None,
         status: OrderStatus | None = None,
+        client_order_id: str | None = None,
     ) -> list[Order]:
-        """A wallet's orders, newest first, starting after `after`, only in `status` if given."""
+        """A wallet's orders, newest first, starting after `after`, only in `status` and
+        of `client_order_id` if given."""
         args: list[object] = [wallet, limit]
         if status is not None:
             args.append(status.value)
+        if client_order_id is not None:
+            args.append(client_order_id)
         if after is not None:
             args.extend((after.created_at, after.order_id))
-        query = WALLET_ORDER_QUERIES[status is not None, after is not None]
+        query = WALLET_ORDER_QUERIES[
+            status is not None, after is not None, client_order_id is not None
+        ]
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
             rows = await conn.fetch(query, *args)
         return [_order(r) for r in rows]

@@ -111,8 +111,20 @@ async def check_guarantees(db: asyncpg.Connection, accepted: set[str]) -> Tally:
     ):
         events.setdefault(str(r["order_id"]), []).append(r)
     swaps: dict[str, list[Any]] = {}
-    for r in await db.fetch("SELECT signature, order_id, amount_out FROM chain_swaps"):
+    for r in await db.fetch(
+        "SELECT signature, order_id, amount_out FROM chain_transactions WHERE status = 'landed'"
+    ):
         swaps.setdefault(str(r["order_id"]), []).append(r)
+    # A transaction still pending could land after its order ended: an order may only end
+    # once the fate of everything it sent is known.
+    in_flight = await db.fetch(
+        """
+        SELECT t.order_id FROM chain_transactions t JOIN orders o ON o.id = t.order_id
+        WHERE t.status = 'pending' AND o.status = ANY($1::text[])
+        """,
+        TERMINAL,
+    )
+    assert in_flight == [], f"terminal orders with transactions still pending: {in_flight}"
 
     longest = 0.0
     for order_id, order in orders.items():

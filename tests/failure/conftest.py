@@ -6,7 +6,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import attrs
@@ -48,15 +48,16 @@ class ServerProcess:
 SpawnServer = Callable[..., Awaitable[ServerProcess]]
 
 
+SERVE = (sys.executable, "-m", "order_engine", "serve")
+
+
 async def start_server(
-    environ: dict[str, str], port: int, cwd: Path | None = None
+    environ: dict[str, str], port: int, cwd: Path | None = None, command: Sequence[str] = SERVE
 ) -> ServerProcess:
-    """`python -m order_engine serve` with exactly `environ`, once it listens on `port`."""
+    """`command` (`python -m order_engine serve`) with exactly `environ`, once it listens on
+    `port`."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "order_engine",
-        "serve",
+        *command,
         env=environ,
         cwd=cwd,
         stderr=asyncio.subprocess.PIPE,
@@ -67,29 +68,39 @@ async def start_server(
     return server
 
 
+def server_environ(db_url: str, redis_prefix: str, port: int, **env: str) -> dict[str, str]:
+    """The environment of a server of the test's own: its database, Redis prefix and
+    port, no quote delay, no DEX failures, `env` over that."""
+    return {
+        **os.environ,
+        "APP_ENV": "development",
+        "DATABASE_URL": db_url,
+        "REDIS_URL": conftest.REDIS_URL,
+        "REDIS_PREFIX": redis_prefix,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "MOCK_DEX_QUOTE_DELAY_MS": "0",
+        "MOCK_DEX_FAILURE_RATE": "0",
+        # As in the in-process tests: prices stand still unless a test moves them, so
+        # that an order held across a shutdown is not failed by the walk's slippage.
+        "PRICE_WALK_INTERVAL_MS": "0",
+        # Short slots, so that a test's orders confirm in tens of milliseconds.
+        "CHAIN_SLOT_MS": "20",
+        **env,
+    }
+
+
 @pytest.fixture
 async def spawn_server(db_url: str, redis_prefix: str) -> AsyncIterator[SpawnServer]:
     processes: list[ServerProcess] = []
     drains: list[asyncio.Task[None]] = []
 
-    async def spawn(**env: str) -> ServerProcess:
+    async def spawn(*args: str, **env: str) -> ServerProcess:
+        """A server with these environment variables over the defaults below, and these
+        arguments to `serve` (e.g. "--processes", "2")."""
         port = free_port()
-        environ = {
-            **os.environ,
-            "APP_ENV": "development",
-            "DATABASE_URL": db_url,
-            "REDIS_URL": conftest.REDIS_URL,
-            "REDIS_PREFIX": redis_prefix,
-            "PORT": str(port),
-            "HOST": "127.0.0.1",
-            "MOCK_DEX_QUOTE_DELAY_MS": "0",
-            "MOCK_DEX_FAILURE_RATE": "0",
-            # As in the in-process tests: prices stand still unless a test moves them, so
-            # that an order held across a shutdown is not failed by the walk's slippage.
-            "PRICE_WALK_INTERVAL_MS": "0",
-            **env,
-        }
-        server = await start_server(environ, port)
+        environ = server_environ(db_url, redis_prefix, port, **env)
+        server = await start_server(environ, port, command=(*SERVE, *args))
         processes.append(server)
         drains.append(asyncio.create_task(server.drain_log()))
         return server

@@ -34,14 +34,17 @@ async def last_json_line(*args: str, env: dict[str, str]) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 async def test_bench_spawns_a_server_and_follows_every_order_to_its_end(
-    db_url: str, redis_prefix: str, db: asyncpg.Connection
+    db_url: str, redis_prefix: str, db: asyncpg.Connection, processes: int
 ) -> None:
     result = await last_json_line(
         str(LOADTEST / "bench.py"),
         "--spawn",
+        f"--processes={processes}",
         "--quote-delay-ms=0",
         "--execution-delay-ms=0",
+        "--chain-slot-ms=20",
         "--worker-concurrency=5",
         "--orders=30",
         "--concurrency=10",
@@ -55,6 +58,8 @@ async def test_bench_spawns_a_server_and_follows_every_order_to_its_end(
     latencies = result["accept_to_confirmed_ms"]
     assert 0 < latencies["p50"] <= latencies["p90"] <= latencies["p99"] <= latencies["max"]
     assert result["server_peak_rss_mib"] > 0
+    assert result["server_cpu_ms_per_order"] > 0
+    assert result["server"]["processes"] == processes
     assert await db.fetchval("SELECT count(*) FROM orders WHERE status = 'confirmed'") == 30
 
 
@@ -86,4 +91,6 @@ async def test_baseline_sql_runs_one_orders_statements(db_url: str, db: asyncpg.
     assert result["orders_per_s"] > 0
     assert await db.fetchval("SELECT count(*) FROM orders WHERE status = 'confirmed'") == 20
     assert await db.fetchval("SELECT count(*) FROM order_events") == 20 * 5
-    assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 20
+    assert (
+        await db.fetchval("SELECT count(*) FROM chain_transactions WHERE status = 'landed'") == 20
+    )

@@ -37,3 +37,26 @@ async def test_redis_down_gives_503_and_fails_the_unqueued_order(
     # Reads that need only Postgres keep working.
     resp = await client.post("/api/orders", json=order_body())
     assert resp.status == 201
+
+
+async def test_liveness_stays_up_while_readiness_reports_the_redis_outage(
+    start_app: AppClient, own_redis: RedisServer
+) -> None:
+    """An orchestrator restarting on /livez would not restart a healthy process for a
+    dependency outage; one routing traffic on /readyz would stop sending it orders."""
+    client = await start_app(redis_url=own_redis.url)
+    assert (await client.get("/readyz")).status == 200
+    assert (await client.get("/livez")).status == 200
+
+    await own_redis.kill()
+
+    resp = await client.get("/readyz")
+    assert resp.status == 503
+    assert resp.headers["Retry-After"]
+    body = await resp.json()
+    assert (body["status"], body["postgres"], body["redis"]) == ("degraded", "ok", "down")
+    assert body["queueDepth"] is None
+    assert (await client.get("/health")).status == 503
+    resp = await client.get("/livez")
+    assert resp.status == 200
+    assert await resp.json() == {"status": "ok"}

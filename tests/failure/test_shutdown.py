@@ -54,7 +54,12 @@ async def test_sigterm_lets_in_flight_orders_finish_and_closes_sockets_with_1001
     assert {code for _, code in endings} == {1001}
     rows = await db.fetch("SELECT status, last_seq FROM orders")
     assert [(r["status"], r["last_seq"]) for r in rows] == [("confirmed", 5)] * ORDERS
-    assert await db.fetchval("SELECT count(DISTINCT order_id) FROM chain_swaps") == ORDERS
+    assert (
+        await db.fetchval(
+            "SELECT count(DISTINCT order_id) FROM chain_transactions WHERE status = 'landed'"
+        )
+        == ORDERS
+    )
     assert await redis.xlen(f"{redis_prefix}orders") == 0
 
 
@@ -86,7 +91,7 @@ async def test_sigterm_past_the_deadline_leaves_orders_whole_and_queued(
     ] * ORDERS
     pending = await redis.xpending(f"{redis_prefix}orders", "workers")
     assert pending["pending"] == ORDERS
-    assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 0
+    assert await db.fetchval("SELECT count(*) FROM chain_transactions WHERE status = 'landed'") == 0
 
     # The next process reclaims what the stopped one left, and finishes it.
     await spawn_server(RECLAIM_IDLE_MS="500")

@@ -172,7 +172,7 @@ async def test_a_chunked_body_over_the_limit_is_413(
 @pytest.mark.parametrize(
     "path",
     [
-        "/",
+        "/dashboard",
         "/api",
         "/api/order",
         f"/api/orders/user/{WALLET}/x",

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
+import asyncpg
 
-from order_engine.appkeys import MARKET
-from order_engine.routing.venues import NoPool
+from order_engine.api.appkeys import CHAIN_CLIENT
 from tests.conftest import AppClient
 from tests.support import STATUS_PATH, Client, execute, follow_order
 
@@ -20,10 +19,13 @@ POOL = {
 }
 
 
-async def test_launched_pool_is_traded_at_once(client: Client) -> None:
+async def test_launched_pool_is_traded_from_the_next_slot(client: Client) -> None:
+    before = client.app[CHAIN_CLIENT].slot
     resp = await client.post("/api/dev/pools", json=POOL)
     assert resp.status == 201, await resp.text()
-    assert await resp.json() == {
+    body = await resp.json()
+    assert body.pop("tradingFromSlot") > before
+    assert body == {
         "dex": "raydium",
         "tokenA": "POPCAT",
         "tokenB": "SOL",
@@ -43,16 +45,22 @@ async def test_launched_pool_is_traded_at_once(client: Client) -> None:
     )
 
 
-async def test_a_second_pool_for_the_pair_on_that_dex_is_a_conflict(client: Client) -> None:
+async def test_a_second_pool_for_the_pair_on_that_dex_is_a_conflict(
+    client: Client, db: asyncpg.Connection
+) -> None:
     assert (await client.post("/api/dev/pools", json=POOL)).status == 201
-    resp = await client.post("/api/dev/pools", json={**POOL, "reserveB": "1"})
+    # The same pair named the other way round is the same pool.
+    flipped = {**POOL, "tokenA": "SOL", "tokenB": "POPCAT", "reserveA": "1", "reserveB": "9"}
+    resp = await client.post("/api/dev/pools", json=flipped)
     assert resp.status == 409
     assert (await resp.json())["error"]["code"] == "pool_exists"
-    pool = client.app[MARKET].pool("raydium", "POPCAT", "SOL")
-    assert pool.reserve_b == Decimal("250.5")
+    rows = await db.fetch("SELECT reserve_b FROM chain_pools WHERE 'POPCAT' IN (token_a, token_b)")
+    assert [r["reserve_b"] for r in rows] == [Decimal("250.5")]
 
 
-async def test_bad_pool_names_every_field_and_launches_nothing(client: Client) -> None:
+async def test_bad_pool_names_every_field_and_launches_nothing(
+    client: Client, db: asyncpg.Connection
+) -> None:
     body = {"dex": "orca", "tokenA": "MEW", "tokenB": "MEW", "reserveA": "0", "reserveB": "x"}
     resp = await client.post("/api/dev/pools", json=body)
     assert resp.status == 400
@@ -63,9 +71,7 @@ async def test_bad_pool_names_every_field_and_launches_nothing(client: Client) -
     resp = await client.post("/api/dev/pools", json=body)
     fields = {d["field"] for d in (await resp.json())["error"]["details"]}
     assert fields == {"dex", "reserveA", "tokenB"}
-    for dex in ("raydium", "meteora"):
-        with pytest.raises(NoPool):
-            client.app[MARKET].pool(dex, "MEW", "SOL")
+    assert await db.fetchval("SELECT count(*) FROM chain_pools WHERE token_a = 'MEW'") == 0
 
 
 async def test_production_has_no_dev_routes(start_app: AppClient) -> None:

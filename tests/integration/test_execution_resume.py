@@ -1,23 +1,26 @@
-"""An order picked up again carries on from its stored status and never swaps twice."""
+"""An order picked up again carries on from its stored status, sends the transaction it
+stored, and never swaps twice; a transaction that can no longer land is rebuilt."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import asyncpg
 import attrs
 import pytest
-import redis.asyncio as aioredis
 
-from order_engine.chain.ledger import SimulatedChain
-from order_engine.chain.market import simulated_venues
-from order_engine.domain.orders import Changes, OrderStatus
+from order_engine.api.appkeys import CHAIN_CLIENT, DB_POOL, HUB, ROUTER
+from order_engine.chain.client import ChainClient
+from order_engine.chain.model import Transaction, TxStatus, build_transaction
+from order_engine.domain.events import Built, RetryScheduled, Routed, Submitted
+from order_engine.domain.orders import Changes, FailureCode, Order, OrderStatus
 from order_engine.engine.execution import Executor
-from order_engine.hub import Hub
-from order_engine.routing.router import Router
-from order_engine.store.orders import OrderStore, create_pool
+from order_engine.engine.retry import RetryPolicy
+from order_engine.routing.router import Router, min_amount_out
+from order_engine.routing.tokens import TOKENS
+from order_engine.store.orders import OrderStore
+from tests.conftest import AppClient
 from tests.support import new_order
 
 NEW = new_order("3", slippage_bps=100)
@@ -25,128 +28,241 @@ NEW = new_order("3", slippage_bps=100)
 
 @attrs.frozen
 class Engine:
+    """The app's own store, router and chain, driven by hand: the app's workers never see
+    these orders, which are placed without being queued."""
+
     store: OrderStore
     executor: Executor
+    chain: ChainClient
+    router: Router
+
+    async def routed(self, amount: str = "3") -> Order:
+        """A new order, routed (its route stored) as a worker would have left it."""
+        order, _ = await self.store.insert_order(new_order(amount, slippage_bps=100), queued=False)
+        decision = await self.router.route(TOKENS["SOL"], TOKENS["USDC"], order.input_amount)
+        route = decision.route
+        moved, _ = await self.store.transition(
+            order.id,
+            OrderStatus.ROUTING,
+            Routed(quotes=decision.quotes, route=route),
+            Changes(dex=route.dex, quoted_amount_out=route.amount_out, route=route, attempts=1),
+        )
+        return moved
+
+    def transaction(self, order: Order, *, built_slot: int) -> Transaction:
+        assert order.route is not None
+        minimum = min_amount_out(order.route.amount_out, order.slippage_bps, TOKENS["USDC"])
+        return build_transaction(
+            order.id,
+            order.attempts,
+            order.route.dex,
+            order.input_token,
+            order.output_token,
+            order.input_amount,
+            order.route.swap_legs(),
+            minimum,
+            built_slot,
+        )
+
+    async def built(self, order: Order, tx: Transaction) -> Order:
+        """The order with `tx` stored, as a worker that died right after building left it."""
+        moved, _ = await self.store.transition(
+            order.id,
+            OrderStatus.BUILDING,
+            Built(dex=tx.dex, min_amount_out=tx.min_amount_out),
+            Changes(min_amount_out=tx.min_amount_out, tx_hash=tx.signature, tx_slot=tx.built_slot),
+        )
+        return moved
+
+    async def submitted(self, order: Order, tx: Transaction) -> Order:
+        await self.built(order, tx)
+        moved, _ = await self.store.transition(
+            order.id, OrderStatus.SUBMITTED, Submitted(tx.signature)
+        )
+        return moved
+
+
+async def make_engine(start_app: AppClient, **settings: object) -> Engine:
+    client = await start_app(**settings)
+    app = client.app
+    store = OrderStore(app[DB_POOL], hub=app[HUB])
+    retry = RetryPolicy(max_attempts=3, base_s=0.01, max_s=0.02)
+    executor = Executor(store, app[ROUTER], app[CHAIN_CLIENT], retry=retry)
+    return Engine(store, executor, app[CHAIN_CLIENT], app[ROUTER])
 
 
 @pytest.fixture
-async def engine(db_url: str, redis: aioredis.Redis, redis_prefix: str) -> AsyncIterator[Engine]:
-    pool = await create_pool(db_url, min_size=1, max_size=5, command_timeout=10)
-    hub = Hub(redis, f"{redis_prefix}events", buffer_size=16)
-    store = OrderStore(pool, hub=hub)
-    chain = SimulatedChain(pool)
-    venues = simulated_venues(chain, quote_delay_s=0, execution_delay_s=0, failure_rate=0, seed=1)
-    router = Router(venues, quote_timeout_s=1)
-    yield Engine(store, Executor(store, router))
-    await pool.close()
+async def engine(start_app: AppClient) -> Engine:
+    return await make_engine(start_app)
 
 
-async def submitted_and_settled(
-    engine: Engine, db: asyncpg.Connection, order_id: uuid.UUID, signature: str, dex: str
-) -> None:
-    """A routed order built and sent as `signature`, whose swap the chain settled (448.5
-    USDC for 3 SOL) before the worker could write `confirmed`."""
-    await engine.store.transition(
-        order_id, OrderStatus.BUILDING, Changes(min_amount_out=Decimal("1"), tx_hash=signature)
-    )
-    await engine.store.transition(order_id, OrderStatus.SUBMITTED)
-    await db.execute(
-        """
-        INSERT INTO chain_swaps (signature, order_id, dex, input_token, output_token,
-                                 input_amount, amount_out, executed_price)
-        VALUES ($1, $2, $3, 'SOL', 'USDC', 3, 448.5, 149.5)
-        """,
-        signature,
+async def landed(db: asyncpg.Connection, order_id: uuid.UUID) -> list[str]:
+    rows = await db.fetch(
+        "SELECT signature FROM chain_transactions WHERE order_id = $1 AND status = 'landed'",
         order_id,
-        dex,
     )
+    return [r["signature"] for r in rows]
 
 
 async def test_run_twice_swaps_once(engine: Engine, db: asyncpg.Connection) -> None:
-    order, _ = await engine.store.insert_order(NEW, queued=True)
+    order, _ = await engine.store.insert_order(NEW, queued=False)
     first = (await engine.executor.run(order.id)).order
     again = (await engine.executor.run(order.id)).order
     assert first is not None
     assert again == first
     assert first.status is OrderStatus.CONFIRMED
-    assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 1
+    assert await landed(db, order.id) == [first.tx_hash]
     assert await db.fetchval("SELECT count(*) FROM order_events") == 5
 
 
-@pytest.mark.parametrize("stopped_at", [OrderStatus.ROUTING, OrderStatus.BUILDING])
-async def test_resumes_from_a_stored_status(
-    engine: Engine, db: asyncpg.Connection, stopped_at: OrderStatus
+async def test_resumed_from_routing_builds_from_the_stored_route(
+    engine: Engine, db: asyncpg.Connection
 ) -> None:
-    """As if a worker died right after committing `stopped_at`."""
-    order, _ = await engine.store.insert_order(NEW, queued=True)
-    await engine.store.transition(
-        order.id,
-        OrderStatus.ROUTING,
-        Changes(dex="raydium", quoted_amount_out=Decimal("440"), attempts=1),
-    )
-    if stopped_at is OrderStatus.BUILDING:
-        await engine.store.transition(
-            order.id,
-            OrderStatus.BUILDING,
-            Changes(min_amount_out=Decimal("435.6"), tx_hash="sig-from-before-the-crash"),
-        )
+    """As if a worker died right after committing `routing`: the route stored then is the
+    one sent, even though a fresh quote would differ after another swap moved the pool."""
+    order = await engine.routed()
+    assert order.route is not None
+    other, _ = await engine.store.insert_order(new_order("500"), queued=False)
+    moved = (await engine.executor.run(other.id)).order
+    assert moved is not None
+    assert moved.status is OrderStatus.CONFIRMED
     done = (await engine.executor.run(order.id)).order
     assert done is not None
     assert done.status is OrderStatus.CONFIRMED
-    assert done.dex == "raydium"  # the stored route, not a fresh one
-    events = await db.fetch("SELECT seq, status FROM order_events ORDER BY seq")
-    assert [e["status"] for e in events] == [
+    assert done.route == order.route
+    statuses = await db.fetch(
+        "SELECT status FROM order_events WHERE order_id = $1 ORDER BY seq", order.id
+    )
+    assert [e["status"] for e in statuses] == [
         "pending",
         "routing",
         "building",
         "submitted",
         "confirmed",
     ]
-    if stopped_at is OrderStatus.BUILDING:
-        assert done.tx_hash == "sig-from-before-the-crash"
-    swaps = await db.fetch("SELECT signature FROM chain_swaps")
-    assert [s["signature"] for s in swaps] == [done.tx_hash]
 
 
-async def test_submitted_order_already_settled_is_confirmed_without_sending_again(
+async def test_resumed_from_building_sends_the_stored_transaction(
     engine: Engine, db: asyncpg.Connection
 ) -> None:
-    """The worker died after the chain settled the swap but before `confirmed` was written:
-    the chain is asked first, and its receipt confirms the order."""
-    order, _ = await engine.store.insert_order(NEW, queued=True)
-    await engine.store.transition(
-        order.id, OrderStatus.ROUTING, Changes(dex="meteora", quoted_amount_out=Decimal("449"))
-    )
-    await submitted_and_settled(engine, db, order.id, "sig-1", "meteora")
+    order = await engine.routed()
+    tx = engine.transaction(order, built_slot=engine.chain.slot)
+    await engine.built(order, tx)
+    done = (await engine.executor.run(order.id)).order
+    assert done is not None
+    assert (done.status, done.tx_hash) == (OrderStatus.CONFIRMED, tx.signature)
+    assert await landed(db, order.id) == [tx.signature]
+
+
+async def test_submitted_order_that_landed_is_confirmed_with_the_chains_figures(
+    engine: Engine, db: asyncpg.Connection
+) -> None:
+    """The worker died after its transaction landed but before `confirmed` was written:
+    sending it again only asks the chain, which answers with what it did."""
+    order = await engine.routed()
+    tx = engine.transaction(order, built_slot=engine.chain.slot)
+    await engine.submitted(order, tx)
+    result = await engine.chain.execute(tx)
+    assert result.status is TxStatus.LANDED
     done = (await engine.executor.run(order.id)).order
     assert done is not None
     assert done.status is OrderStatus.CONFIRMED
-    assert done.amount_out == Decimal("448.5")
-    assert done.executed_price == Decimal("149.5")
-    assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 1
+    assert (done.amount_out, done.executed_price) == (result.amount_out, result.executed_price)
+    assert (
+        await db.fetchval("SELECT count(*) FROM chain_transactions WHERE order_id = $1", order.id)
+        == 1
+    )
 
 
-async def test_abandoning_a_settled_split_order_confirms_it(
+async def test_abandoning_a_landed_split_order_confirms_it(
     engine: Engine, db: asyncpg.Connection
 ) -> None:
-    """A dead-lettered order whose split swap went through is confirmed from the chain,
-    not failed: the transaction is found through the venue of its first leg."""
-    order, _ = await engine.store.insert_order(NEW, queued=True)
-    legs = [
-        {"dex": "raydium", "inputToken": "SOL", "outputToken": "USDC", "inputAmount": "2"},
-        {"dex": "meteora", "inputToken": "SOL", "outputToken": "USDC", "inputAmount": "1"},
-    ]
-    await engine.store.transition(
-        order.id,
-        OrderStatus.ROUTING,
-        Changes(dex="split", quoted_amount_out=Decimal("449")),
-        {"dex": "split", "route": {"kind": "split", "amountOut": "449", "legs": legs}},
-    )
-    await submitted_and_settled(engine, db, order.id, "sig-split", "split")
+    """A dead-lettered order whose split transaction landed is confirmed, not failed."""
+    order = await engine.routed("5000")
+    assert order.dex == "split"
+    tx = engine.transaction(order, built_slot=engine.chain.slot)
+    await engine.submitted(order, tx)
+    result = await engine.chain.execute(tx)
     done = await engine.executor.abandon(order.id, "delivered too often")
     assert done is not None
     assert (done.status, done.tx_hash, done.amount_out) == (
         OrderStatus.CONFIRMED,
-        "sig-split",
-        Decimal("448.5"),
+        tx.signature,
+        result.amount_out,
     )
+
+
+async def test_abandoning_an_order_whose_transaction_never_arrived_waits_for_its_expiry(
+    start_app: AppClient, db: asyncpg.Connection
+) -> None:
+    """Its transaction might still reach the chain until it expires: only then is the
+    order failed, and the transaction can never land afterwards."""
+    engine = await make_engine(start_app, chain_tx_expiry_slots=5)
+    order = await engine.routed()
+    tx = engine.transaction(order, built_slot=engine.chain.slot)
+    await engine.submitted(order, tx)
+    done = await engine.executor.abandon(order.id, "delivered too often")
+    assert done is not None
+    assert (done.status, done.failure_code) == (OrderStatus.FAILED, "dead_lettered")
+    assert engine.chain.slot > tx.built_slot + 5
+    assert (await engine.chain.execute(tx)).status is TxStatus.EXPIRED
+    assert await landed(db, order.id) == []
+
+
+async def test_transaction_held_back_past_its_expiry_never_lands_and_is_rebuilt_once(
+    start_app: AppClient, db: asyncpg.Connection
+) -> None:
+    """A transaction built and stored, then held back (its worker stalled) until more than
+    CHAIN_TX_EXPIRY_SLOTS slots passed: the chain refuses it, and the order builds a new
+    one, which lands. One swap in all."""
+    engine = await make_engine(start_app, chain_tx_expiry_slots=3)
+    order = await engine.routed()
+    stale = engine.transaction(order, built_slot=engine.chain.slot)
+    await engine.submitted(order, stale)
+    await engine.chain.wait_for_slot(stale.built_slot + 4)
+
+    first = await engine.executor.run(order.id)
+    assert first.retry_in_s is not None
+    assert first.order is not None
+    assert (first.order.status, first.order.tx_hash) == (OrderStatus.SUBMITTED, None)
+    done = (await engine.executor.run(order.id)).order
+    assert done is not None
+    assert done.status is OrderStatus.CONFIRMED
+    assert done.tx_hash != stale.signature
+    assert await landed(db, order.id) == [done.tx_hash]
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM chain_transactions WHERE signature = $1", stale.signature
+        )
+        == 0
+    )
+    retries = [
+        e.data
+        for e in await engine.store.list_events(order.id)
+        if isinstance(e.data, RetryScheduled)
+    ]
+    assert [(r.code, r.attempt) for r in retries] == [(FailureCode.TX_EXPIRED, 2)]
+
+
+async def test_transaction_not_applied_within_its_expiry_is_expired_by_the_chain(
+    start_app: AppClient, db: asyncpg.Connection
+) -> None:
+    """Sent in time but not due before its expiry (the DEX takes longer than the expiry
+    window): the slot that passes its expiry marks it expired; it never lands."""
+    engine = await make_engine(start_app, chain_tx_expiry_slots=3, mock_dex_execution_delay_ms=5000)
+    order = await engine.routed()
+    tx = engine.transaction(order, built_slot=engine.chain.slot)
+    result = await engine.chain.execute(tx)
+    assert result.status is TxStatus.EXPIRED
+    assert result.slot is not None
+    assert result.slot > tx.built_slot + 3
+    row = await db.fetchrow(
+        "SELECT status, amount_out FROM chain_transactions WHERE signature = $1", tx.signature
+    )
+    assert row is not None
+    assert (row["status"], row["amount_out"]) == ("expired", None)
+    reserves = await db.fetchval(
+        "SELECT reserve_a FROM chain_pools WHERE dex = 'meteora' AND token_a = 'SOL'"
+        " AND token_b = 'USDC'"
+    )
+    assert reserves == Decimal("30000")

@@ -16,7 +16,6 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -26,8 +25,9 @@ import redis.asyncio as aioredis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from order_engine.appkeys import HUB, ORDERS, WEBSOCKETS
-from order_engine.domain.orders import OrderEvent, OrderStatus
+from order_engine.api.appkeys import HUB, ORDERS, WEBSOCKETS
+from order_engine.domain.events import OrderEvent
+from order_engine.hub import Delivery
 from tests.conftest import AppClient
 from tests.hostile import (
     FUZZ,
@@ -283,15 +283,11 @@ async def open_unread_socket(
     return reader, writer
 
 
-def _event(seq: int, wallet: str, padding: int = 0) -> OrderEvent:
-    return OrderEvent(
-        order_id=uuid.uuid4(),
-        user_wallet=wallet,
-        seq=seq,
-        status=OrderStatus.ROUTING,
-        timestamp=datetime.now(UTC),
-        data={"sentAt": time.perf_counter(), "padding": "x" * padding},
-    )
+def _event(seq: int, wallet: str, padding: int = 0) -> Delivery:
+    """A status message stamped with when it was published (and padded to a size)."""
+    data = {"sentAt": time.perf_counter(), "padding": "x" * padding}
+    text = json.dumps({"type": "status", "seq": seq, "data": data})
+    return Delivery(uuid.uuid4(), wallet, seq, False, text)
 
 
 async def test_a_subscriber_that_never_reads_is_closed_within_a_second_others_keep_pace(

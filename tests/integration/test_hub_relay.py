@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -10,8 +11,10 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio as aioredis
 
-from order_engine.domain.orders import OrderEvent, OrderStatus
-from order_engine.hub import Hub, Subscription
+from order_engine.api.serialize import encode_event
+from order_engine.domain.events import Cancelled, OrderEvent
+from order_engine.domain.orders import OrderStatus
+from order_engine.hub import Delivery, Hub, Subscription
 from tests.support import OTHER_WALLET, WALLET
 
 
@@ -22,7 +25,7 @@ def event(order_id: uuid.UUID, seq: int, wallet: str = WALLET) -> OrderEvent:
         seq=seq,
         status=OrderStatus.ROUTING,
         timestamp=datetime.now(UTC),
-        data={"seq": seq},
+        data=Cancelled(reason=f"event {seq}"),
     )
 
 
@@ -30,14 +33,14 @@ class Collector:
     """What a subscription received, awaited as the relay delivers it."""
 
     def __init__(self) -> None:
-        self.events: list[OrderEvent] = []
+        self.events: list[Delivery] = []
         self._arrived = asyncio.Event()
         self.sub: Subscription | None = None
 
     def notify(self) -> None:
         self._arrived.set()
 
-    async def first(self, count: int) -> list[OrderEvent]:
+    async def first(self, count: int) -> list[Delivery]:
         assert self.sub is not None
         async with asyncio.timeout(5):
             while True:
@@ -61,8 +64,8 @@ def collect(hub: Hub, order_id: uuid.UUID | None = None, wallet: str | None = No
 @pytest.fixture
 async def hubs(redis: aioredis.Redis, redis_prefix: str) -> AsyncIterator[tuple[Hub, Hub]]:
     """Two hubs on one channel, as two server processes would have."""
-    first = Hub(redis, f"{redis_prefix}events", buffer_size=16)
-    second = Hub(redis, f"{redis_prefix}events", buffer_size=16)
+    first = Hub(redis, f"{redis_prefix}events", buffer_size=16, encode=encode_event)
+    second = Hub(redis, f"{redis_prefix}events", buffer_size=16, encode=encode_event)
     await first.start()
     await second.start()
     yield first, second
@@ -78,18 +81,19 @@ async def test_event_published_on_one_hub_reaches_the_other_once(
     local = collect(here, order_id)
     remote = collect(there, order_id)
     by_wallet = collect(there, wallet=WALLET)
-    for seq in (1, 2, 3):
-        await here.publish(event(order_id, seq))
+    await here.publish([event(order_id, 1)])
+    # A batch of events crosses as one message, each delivered in order.
+    await here.publish([event(order_id, 2), event(order_id, 3)])
     got_remote = await remote.first(3)
     got_wallet = await by_wallet.first(3)
     # Redis delivers a channel's messages in order: once the other hub's event 4 is
     # here, this hub's relay has also seen (and must have skipped) its own echoes of 1-3.
-    await there.publish(event(order_id, 4))
+    await there.publish([event(order_id, 4)])
     got_local = await local.first(4)
     assert len(local.events) == 4
     assert [e.seq for e in got_remote] == [1, 2, 3]
     assert [e.seq for e in got_wallet] == [1, 2, 3]
-    assert got_remote[0].data == {"seq": 1}
+    assert json.loads(got_remote[0].text)["data"] == {"reason": "event 1"}
     assert [e.seq for e in got_local] == [1, 2, 3, 4]
 
 
@@ -97,8 +101,7 @@ async def test_subscribers_hear_only_their_order_and_wallet(hubs: tuple[Hub, Hub
     here, _ = hubs
     mine, theirs = uuid.uuid4(), uuid.uuid4()
     by_order, by_wallet = collect(here, mine), collect(here, wallet=WALLET)
-    await here.publish(event(theirs, 1, wallet=OTHER_WALLET))
-    await here.publish(event(mine, 1))
+    await here.publish([event(theirs, 1, wallet=OTHER_WALLET), event(mine, 1)])
     assert [e.order_id for e in await by_order.first(1)] == [mine]
     assert [e.order_id for e in await by_wallet.first(1)] == [mine]
     for collector in (by_order, by_wallet):

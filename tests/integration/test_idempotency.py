@@ -9,6 +9,9 @@ import asyncpg
 import pytest
 
 from order_engine.api.idempotency import fingerprint
+from order_engine.store.idempotency import IdempotencyStore
+from tests.conftest import AppClient
+from tests.failure.checks import poll
 from tests.integration.test_api_errors import error_of
 from tests.support import Client, follow_order, order_body
 
@@ -110,3 +113,41 @@ async def test_a_malformed_key_is_400(client: Client, db: asyncpg.Connection, ke
     error = await error_of(resp, 400, "validation_error")
     assert [d["field"] for d in error["details"]] == ["Idempotency-Key"]
     assert await db.fetchval("SELECT count(*) FROM orders") == 0
+
+
+async def _key(db: asyncpg.Connection, key: str, expires_in_s: float) -> None:
+    await db.execute(
+        "INSERT INTO idempotency_keys (key, fingerprint, state, response_status, response_body,"
+        " expires_at) VALUES ($1, 'f', 'done', 201, '{}', now() + $2 * interval '1 second')",
+        key,
+        expires_in_s,
+    )
+
+
+async def test_the_purge_deletes_expired_keys_in_batches_and_keeps_live_ones(
+    db: asyncpg.Connection, db_url: str
+) -> None:
+    for i in range(7):
+        await _key(db, f"old-{i}", -60)
+    await _key(db, "live", 3600)
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=2)
+    try:
+        assert await IdempotencyStore(pool).purge_expired(batch=3) == 7
+    finally:
+        await pool.close()
+    assert await db.fetchval("SELECT array_agg(key) FROM idempotency_keys") == ["live"]
+
+
+async def test_the_running_app_purges_expired_keys_on_its_own(
+    start_app: AppClient, db: asyncpg.Connection
+) -> None:
+    await _key(db, "old", -60)
+    await _key(db, "live", 3600)
+    await start_app(idempotency_purge_interval_s=0.05)
+
+    async def purged() -> bool:
+        return bool(await db.fetchval("SELECT count(*) FROM idempotency_keys") == 1)
+
+    # The purge is the app's background task, which tells no one when it has run.
+    await poll(purged, timeout_s=10)
+    assert await db.fetchval("SELECT key FROM idempotency_keys") == "live"

@@ -32,7 +32,7 @@ async def test_created_order_runs_when_executed_by_id(
 
     messages = await follow_order(client, order_id)
     assert [m["status"] for m in messages] == STATUS_PATH
-    assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 1
+    assert await db.fetchval("SELECT count(*) FROM chain_transactions WHERE status = 'landed'") == 1
 
 
 async def test_concurrent_executes_of_one_order_accept_exactly_one(
@@ -50,7 +50,7 @@ async def test_concurrent_executes_of_one_order_accept_exactly_one(
 
     messages = await follow_order(client, order_id)
     assert [m["status"] for m in messages] == STATUS_PATH
-    assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 1
+    assert await db.fetchval("SELECT count(*) FROM chain_transactions WHERE status = 'landed'") == 1
     # Once confirmed, executing again is still a conflict, not a second run.
     await error_of(await client.post(f"/api/orders/{order_id}/execute"), 409, "status_conflict")
 
@@ -95,7 +95,7 @@ async def test_a_queued_entry_of_a_cancelled_order_is_skipped(
         "SELECT status FROM order_events WHERE order_id = $1::uuid ORDER BY seq", order_id
     )
     assert [r["status"] for r in statuses] == ["pending", "cancelled"]
-    assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 0
+    assert await db.fetchval("SELECT count(*) FROM chain_transactions WHERE status = 'landed'") == 0
 
 
 async def test_a_stale_entry_of_a_cancelled_order_is_acked_without_running(
@@ -117,7 +117,7 @@ async def test_a_stale_entry_of_a_cancelled_order_is_acked_without_running(
         "SELECT status FROM order_events WHERE order_id = $1::uuid ORDER BY seq", order_id
     )
     assert [r["status"] for r in statuses] == ["pending", "cancelled"]
-    assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 1
+    assert await db.fetchval("SELECT count(*) FROM chain_transactions WHERE status = 'landed'") == 1
 
 
 async def test_cancel_of_a_confirmed_order_is_409_and_changes_nothing(client: Client) -> None:

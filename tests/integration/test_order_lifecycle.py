@@ -82,7 +82,10 @@ async def test_executed_order_streams_every_status_and_is_stored(
     events = (await resp.json())["events"]
     assert events == messages
 
-    swaps = await db.fetch("SELECT * FROM chain_swaps WHERE order_id = $1::uuid", order_id)
+    swaps = await db.fetch(
+        "SELECT * FROM chain_transactions WHERE status = 'landed' AND order_id = $1::uuid",
+        order_id,
+    )
     assert len(swaps) == 1
     assert swaps[0]["signature"] == order["txHash"]
     assert str(swaps[0]["amount_out"].normalize()) == order["amountOut"]
@@ -110,7 +113,7 @@ async def test_dex_failure_is_retried_then_fails_the_order_with_code_and_reason(
     assert failed["attempt"] == 3
     order = await (await client.get(f"/api/orders/{accepted['orderId']}")).json()
     assert order["failureReason"] == failed["reason"]
-    assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 0
+    assert await db.fetchval("SELECT count(*) FROM chain_transactions WHERE status = 'landed'") == 0
 
 
 async def test_pair_without_a_pool_fails_at_routing(client: Client) -> None:
@@ -141,7 +144,7 @@ async def test_pool_moving_past_the_tolerance_fails_with_slippage_exceeded(
     assert [m["status"] for m in failed_stream] == [*STATUS_PATH[:4], "failed"]
     assert failed_stream[-1]["data"]["code"] == "slippage_exceeded"
     assert failed_stream[-1]["data"]["attempt"] == 1
-    assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 1
+    assert await db.fetchval("SELECT count(*) FROM chain_transactions WHERE status = 'landed'") == 1
 
 
 async def test_socket_replays_history_and_since_skips_what_was_seen(client: Client) -> None:
@@ -207,7 +210,8 @@ async def test_hundred_concurrent_orders_all_end_with_gapless_events(
     swaps = await db.fetch(
         """
         SELECT s.order_id, count(*) AS n, bool_and(s.signature = o.tx_hash) AS same_tx
-        FROM chain_swaps s JOIN orders o ON o.id = s.order_id GROUP BY s.order_id
+        FROM chain_transactions s JOIN orders o ON o.id = s.order_id
+        WHERE s.status = 'landed' GROUP BY s.order_id
         """
     )
     assert all(s["n"] == 1 and s["same_tx"] for s in swaps)

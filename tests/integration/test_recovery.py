@@ -13,9 +13,11 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from order_engine.domain.events import Failed
 from order_engine.domain.orders import Changes, OrderStatus
 from order_engine.engine.locks import AdvisoryLocks
 from order_engine.engine.reconciler import Reconciler
+from order_engine.leader import Leadership, Role
 from order_engine.queue import GROUP, OrderQueue
 from order_engine.store.orders import OrderStore
 from tests.conftest import REDIS_URL, AppClient
@@ -153,11 +155,28 @@ async def test_an_order_is_locked_by_one_holder_at_a_time(
     assert await there.try_lock_order(order_id)
 
 
-async def test_one_leader_until_its_connection_goes(
-    locks_for: Callable[[], AdvisoryLocks],
+@pytest.fixture
+async def leaders_for(db_url: str) -> AsyncIterator[Callable[[Role], Leadership]]:
+    made: list[Leadership] = []
+
+    def make(role: Role) -> Leadership:
+        made.append(Leadership(db_url, role, timeout_s=5))
+        return made[-1]
+
+    yield make
+    for leadership in made:
+        await leadership.close()
+
+
+async def test_one_leader_per_role_until_its_connection_goes(
+    leaders_for: Callable[[Role], Leadership],
 ) -> None:
-    first, second = locks_for(), locks_for()
+    first, second = leaders_for(Role.RECONCILER), leaders_for(Role.RECONCILER)
+    producer = leaders_for(Role.SLOT_PRODUCER)
     assert await first.try_lead()
+    assert await producer.try_lead()  # another role, another lock
+    assert first.backend_pid is not None
+    assert second.backend_pid is None
     assert not await second.try_lead()
     await first.close()  # the process died: Postgres drops its session locks
     assert await second.try_lead()
@@ -166,7 +185,7 @@ async def test_one_leader_until_its_connection_goes(
 async def test_reconciler_requeues_an_accepted_order_redis_lost(
     store: OrderStore,
     queue_for: QueueFor,
-    locks_for: Callable[[], AdvisoryLocks],
+    leaders_for: Callable[[Role], Leadership],
     db: asyncpg.Connection,
 ) -> None:
     queue = queue_for("w")
@@ -177,12 +196,15 @@ async def test_reconciler_requeues_an_accepted_order_redis_lost(
     not_queued, _ = await store.insert_order(NEW, queued=False)  # placed, not executed
     done, _ = await store.insert_order(NEW, queued=True)
     await store.transition(
-        done.id, OrderStatus.FAILED, Changes(failure_code="no_route", failure_reason="x")
+        done.id,
+        OrderStatus.FAILED,
+        Failed(code="no_route", reason="x", attempt=1),
+        Changes(failure_code="no_route", failure_reason="x"),
     )
     await db.execute("UPDATE orders SET updated_at = now() - interval '1 minute'")
 
-    leader = Reconciler(store, queue, locks_for(), interval_s=1, grace_s=30)
-    follower = Reconciler(store, queue, locks_for(), interval_s=1, grace_s=30)
+    leader = Reconciler(store, queue, leaders_for(Role.RECONCILER), interval_s=1, grace_s=30)
+    follower = Reconciler(store, queue, leaders_for(Role.RECONCILER), interval_s=1, grace_s=30)
     assert await leader.run_once() == 1
     assert await follower.run_once() == 0  # not the leader
     assert await leader.run_once() == 0  # now live in Redis
@@ -208,7 +230,7 @@ async def test_entry_delivered_too_often_is_dead_lettered_and_its_order_failed(
     assert "delivered" in messages[-1]["data"]["reason"]
     assert await redis.xlen(dead.dead_letters) == 1
     metrics = await (await client.get("/metrics")).text()
-    assert "orders_dead_lettered_total 1.0" in metrics.splitlines()
+    assert "order_engine_orders_dead_lettered_total 1.0" in metrics.splitlines()
 
 
 async def test_a_second_delivery_of_a_running_order_waits_for_the_first(
@@ -231,5 +253,5 @@ async def test_a_second_delivery_of_a_running_order_waits_for_the_first(
         "submitted",
         "confirmed",
     ]
-    assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 1
+    assert await db.fetchval("SELECT count(*) FROM chain_transactions WHERE status = 'landed'") == 1
     assert any("being executed elsewhere" in r.getMessage() for r in caplog.records)

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import logging
 import random
-import uuid
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import pytest
 
-from order_engine.appkeys import MARKET
-from order_engine.chain.ledger import SimulatedChain
-from order_engine.chain.market import simulated_venues
-from order_engine.routing.router import Router, min_amount_out
+from order_engine.api.appkeys import CHAIN_CLIENT
+from order_engine.chain.market import Market, genesis_pools, listed_pools
+from order_engine.chain.venues import chain_venues
+from order_engine.routing.router import Router
 from order_engine.routing.tokens import TOKENS
-from order_engine.routing.venues import SwapTransaction, transaction_signature
 from tests.conftest import AppClient
 from tests.support import STATUS_PATH, Client, execute, follow_order
 
@@ -44,11 +42,18 @@ async def test_large_order_is_split_and_settles_both_legs_at_once(
     assert route["unwrapSol"] is None
     # Nothing else traded, so the pools paid exactly what they quoted.
     assert confirmed["amountOut"] == route["amountOut"]
-    row = await db.fetchrow("SELECT dex, amount_out FROM chain_swaps")
+    row = await db.fetchrow(
+        "SELECT dex, amount_out FROM chain_transactions WHERE status = 'landed'"
+    )
     assert row is not None
     assert (row["dex"], row["amount_out"]) == ("split", Decimal(route["amountOut"]))
     pool_out = {
-        dex: client.app[MARKET].pool(dex, "SOL", "USDC").reserve_b for dex in ("raydium", "meteora")
+        dex: await db.fetchval(
+            "SELECT reserve_b FROM chain_pools WHERE dex = $1 AND token_a = 'SOL'"
+            " AND token_b = 'USDC'",
+            dex,
+        )
+        for dex in ("raydium", "meteora")
     }
     assert pool_out["raydium"] < Decimal("30000000")
     assert pool_out["meteora"] < Decimal("4506000")
@@ -66,7 +71,9 @@ async def test_pair_without_a_pool_settles_through_a_hub_and_unwraps_sol(
     assert first["inputToken"] == "USDT"
     assert first["outputToken"] == second["inputToken"]
     assert second["outputToken"] == "RAY"
-    assert await db.fetchval("SELECT dex FROM chain_swaps") == "multi"
+    assert (
+        await db.fetchval("SELECT dex FROM chain_transactions WHERE status = 'landed'") == "multi"
+    )
 
     messages = await _run(client, inputToken="USDC", outputToken="SOL", inputAmount="300")
     route = messages[1]["data"]["route"]
@@ -94,58 +101,50 @@ async def test_seeded_run_gives_each_dex_some_wins(client: Client) -> None:
     assert winners.count("meteora") >= 3, winners
 
 
-async def test_price_moving_after_the_quote_trips_slippage(
+async def test_a_swap_landing_first_in_the_slot_trips_the_next_ones_slippage(
     start_app: AppClient, db: asyncpg.Connection
 ) -> None:
+    """Two orders quoted on the same pool state land in one slot, in the order sent: the
+    first moves the pool so far that the second pays less than its minimum."""
     client = await start_app(mock_dex_execution_delay_ms=300)
-    accepted = await execute(client, inputAmount="2", slippageBps=50)
-    ws = await client.ws_connect(f"/ws/orders/{accepted['orderId']}")
-    statuses = []
-    async for msg in ws:
-        event = msg.json()
-        statuses.append(event["status"])
-        if event["status"] == "routing":
-            dex = event["data"]["dex"]
-            # SOL falls 2% on the quoted pool while the swap is on its way.
-            client.app[MARKET].pool(dex, "SOL", "USDC").shift_price(Decimal("0.98"))
-    assert statuses == ["pending", "routing", "building", "submitted", "failed"]
-    assert event["data"]["code"] == "slippage_exceeded"
-    assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 0
+    big = await execute(client, inputAmount="3000", slippageBps=5000)
+    async with client.ws_connect(f"/ws/orders/{big['orderId']}") as ws:
+        # The big swap is sent, and lands in 300 ms: the small one is quoted before that.
+        while (await ws.receive_json(timeout=10))["status"] != "submitted":
+            pass
+        small = await execute(client, inputAmount="2", slippageBps=10)
+    big_events = await follow_order(client, big["orderId"])
+    small_events = await follow_order(client, small["orderId"])
+    assert big_events[-1]["status"] == "confirmed"
+    assert [m["status"] for m in small_events] == [*STATUS_PATH[:4], "failed"]
+    assert small_events[-1]["data"]["code"] == "slippage_exceeded"
+    landed = "SELECT count(*) FROM chain_transactions WHERE status = 'landed'"
+    assert await db.fetchval(landed) == 1
 
 
-async def test_venue_that_times_out_is_left_out(
-    db_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=2)
-    try:
-        chain = SimulatedChain(pool)
-        raydium, meteora = simulated_venues(
-            chain, quote_delay_s=0, execution_delay_s=0, failure_rate=0, seed=3
-        )
-        # Meteora would win 1 SOL -> USDC, but answers long after the timeout.
-        meteora.quote_delay_s = 5
-        router = Router([raydium, meteora], quote_timeout_s=0.05)
-        with caplog.at_level(logging.INFO, logger="order_engine.routing.router"):
-            decision = await router.route(TOKENS["SOL"], TOKENS["USDC"], Decimal(1))
-        assert [q.dex for q in decision.quotes] == ["raydium"]
-        assert decision.route.dex == "raydium"
-        # The decision is logged with every route it compared.
-        assert "chose direct[raydium:1 SOL->" in caplog.text
-        assert "compared direct[raydium:1 SOL->" in caplog.text
-        assert "venues left out: meteora" in caplog.text
+async def test_venue_that_times_out_is_left_out(caplog: pytest.LogCaptureFixture) -> None:
+    market = Market(listed_pools(genesis_pools()))
+    raydium, meteora = chain_venues(lambda: market, quote_delay_s=0)
+    # Meteora would win 1 SOL -> USDC, but answers long after the timeout.
+    meteora.quote_delay_s = 5
+    router = Router([raydium, meteora], quote_timeout_s=0.05)
+    with caplog.at_level(logging.INFO, logger="order_engine.routing.router"):
+        decision = await router.route(TOKENS["SOL"], TOKENS["USDC"], Decimal(1))
+    assert [q.dex for q in decision.quotes] == ["raydium"]
+    assert decision.route.dex == "raydium"
+    # The decision is logged with every route it compared.
+    assert "chose direct[raydium:1 SOL->" in caplog.text
+    assert "compared direct[raydium:1 SOL->" in caplog.text
+    assert "venues left out: meteora" in caplog.text
 
-        order_id = uuid.uuid4()
-        minimum = min_amount_out(decision.route.amount_out, 50, TOKENS["USDC"])
-        tx = SwapTransaction(
-            signature=transaction_signature(order_id, "raydium", Decimal(1), minimum, 1),
-            order_id=order_id,
-            dex="raydium",
-            input_token="SOL",
-            output_token="USDC",
-            input_amount=Decimal(1),
-            min_amount_out=minimum,
-        )
-        receipt = await raydium.execute(tx)
-        assert receipt.amount_out == decision.route.amount_out
-    finally:
-        await pool.close()
+
+async def test_quote_is_answered_from_the_view_at_the_slot_it_names(client: Client) -> None:
+    """/api/quote says which slot of the chain its prices are from; an order sent then is
+    quoted the same."""
+    chain = client.app[CHAIN_CLIENT]
+    resp = await client.get("/api/quote?inputToken=SOL&outputToken=USDC&inputAmount=2")
+    body = await resp.json()
+    assert body["slot"] >= 0
+    assert body["slot"] <= chain.slot
+    messages = await _run(client, inputAmount="2")
+    assert messages[1]["data"]["route"] == body["best"]

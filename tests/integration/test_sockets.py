@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import uuid
 from datetime import UTC, datetime
 
 import aiohttp
 import asyncpg
 
-from order_engine.appkeys import HUB
-from order_engine.domain.orders import OrderEvent, OrderStatus
+from order_engine.api.appkeys import HUB
+from order_engine.domain.events import Accepted, OrderEvent
+from order_engine.domain.orders import OrderStatus
 from tests.conftest import AppClient
 from tests.integration.test_api_errors import error_of
 from tests.support import OTHER_WALLET, STATUS_PATH, WALLET, Client, execute, follow, order_body
@@ -59,7 +61,7 @@ async def test_execute_socket_accepts_an_order_and_streams_it_to_the_end(
     assert [m["status"] for m in messages] == STATUS_PATH
     assert [m["seq"] for m in messages] == [1, 2, 3, 4, 5]
     assert {m["orderId"] for m in messages} == {order["orderId"]}
-    assert await db.fetchval("SELECT count(*) FROM chain_swaps") == 1
+    assert await db.fetchval("SELECT count(*) FROM chain_transactions WHERE status = 'landed'") == 1
 
 
 async def test_execute_socket_refuses_a_bad_body_and_stores_nothing(
@@ -110,7 +112,7 @@ def _event(seq: int) -> OrderEvent:
         seq=seq,
         status=OrderStatus.PENDING,
         timestamp=datetime.now(UTC),
-        data={},
+        data=Accepted(),
     )
 
 
@@ -123,14 +125,23 @@ async def test_a_wallet_client_that_falls_behind_is_closed_with_1013(
     assert hub.subscriber_count == 1
     # Delivered in one go, faster than any socket drains: the buffer of 2 overflows.
     for seq in range(1, 6):
-        hub.deliver_local(_event(seq))
+        hub.deliver_local(hub.delivery(_event(seq)))
     _ = [msg async for msg in ws]
     assert ws.close_code == 1013
     # The hub is not slowed: the dropped subscriber is gone and others still get events.
     other = await client.ws_connect(f"/ws/orders?wallet={WALLET}")
-    hub.deliver_local(_event(1))
+    hub.deliver_local(hub.delivery(_event(1)))
     assert (await other.receive_json(timeout=5))["seq"] == 1
     await other.close()
+
+
+# A WebSocket handshake as a raw GET, so that a refusal's HTTP answer can be read.
+UPGRADE = {
+    "Upgrade": "websocket",
+    "Connection": "Upgrade",
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+}
 
 
 async def test_sockets_per_client_address_are_capped(start_app: AppClient) -> None:
@@ -138,15 +149,7 @@ async def test_sockets_per_client_address_are_capped(start_app: AppClient) -> No
     path = f"/ws/orders?wallet={WALLET}"
     first = await client.ws_connect(path)
     second = await client.ws_connect(path)
-    resp = await client.get(
-        path,
-        headers={
-            "Upgrade": "websocket",
-            "Connection": "Upgrade",
-            "Sec-WebSocket-Version": "13",
-            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-        },
-    )
+    resp = await client.get(path, headers=UPGRADE)
     await error_of(resp, 429, "rate_limited")
     assert "Retry-After" in resp.headers
 
@@ -161,3 +164,22 @@ async def test_sockets_per_client_address_are_capped(start_app: AppClient) -> No
     third = await client.ws_connect(path)
     await third.close()
     await second.close()
+
+
+async def test_behind_a_trusted_proxy_the_cap_counts_each_forwarded_client(
+    start_app: AppClient,
+) -> None:
+    """The proxy's own address would hold every client's sockets; with the proxy trusted,
+    each client it forwards for has a cap of its own, and only its own."""
+    client = await start_app(
+        ws_max_per_client=1, trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),)
+    )
+    path = f"/ws/orders?wallet={WALLET}"
+    sockets = [
+        await client.ws_connect(path, headers={"X-Forwarded-For": address})
+        for address in ("198.51.100.1", "198.51.100.2")
+    ]
+    resp = await client.get(path, headers={**UPGRADE, "X-Forwarded-For": "198.51.100.1"})
+    await error_of(resp, 429, "rate_limited")
+    for ws in sockets:
+        await ws.close()

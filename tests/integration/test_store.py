@@ -10,27 +10,31 @@ import asyncpg
 import pytest
 
 from order_engine.domain.errors import OrderNotFound, StatusConflict
+from order_engine.domain.events import Accepted, Built, Cancelled
 from order_engine.domain.orders import Changes, OrderStatus
 from order_engine.store.orders import OrderStore
 from tests.support import new_order
 
 NEW = new_order("2.5", slippage_bps=50)
+# A payload for tests about the status alone.
+NOTE = Cancelled(reason="test")
 
 
 async def test_transition_appends_the_next_event_with_its_data(store: OrderStore) -> None:
     order, first = await store.insert_order(NEW, queued=True)
     assert (first.seq, first.status) == (1, OrderStatus.PENDING)
+    built = Built(dex="raydium", min_amount_out=Decimal("370.123456"))
     moved, event = await store.transition(
-        order.id, OrderStatus.ROUTING, Changes(dex="raydium", attempts=1), {"dex": "raydium"}
+        order.id, OrderStatus.ROUTING, built, Changes(dex="raydium", attempts=1)
     )
     assert moved.status is OrderStatus.ROUTING
     assert moved.dex == "raydium"
     assert moved.input_amount == Decimal("2.5")
-    assert (event.seq, event.data) == (2, {"dex": "raydium"})
+    assert (event.seq, event.data) == (2, built)
     events = await store.list_events(order.id)
     assert [(e.seq, e.status, e.data) for e in events] == [
-        (1, OrderStatus.PENDING, {}),
-        (2, OrderStatus.ROUTING, {"dex": "raydium"}),
+        (1, OrderStatus.PENDING, Accepted()),
+        (2, OrderStatus.ROUTING, built),
     ]
 
 
@@ -39,7 +43,7 @@ async def test_forbidden_transition_is_a_conflict_and_changes_nothing(
 ) -> None:
     order, _ = await store.insert_order(NEW, queued=True)
     with pytest.raises(StatusConflict) as caught:
-        await store.transition(order.id, OrderStatus.CONFIRMED, Changes(dex="meteora"))
+        await store.transition(order.id, OrderStatus.CONFIRMED, NOTE, Changes(dex="meteora"))
     assert caught.value.current is OrderStatus.PENDING
     row = await db.fetchrow("SELECT status, dex, last_seq FROM orders WHERE id = $1", order.id)
     assert row is not None
@@ -49,16 +53,16 @@ async def test_forbidden_transition_is_a_conflict_and_changes_nothing(
 
 async def test_terminal_status_cannot_be_left(store: OrderStore) -> None:
     order, _ = await store.insert_order(NEW, queued=True)
-    await store.transition(order.id, OrderStatus.FAILED, Changes(failure_code="x"))
+    await store.transition(order.id, OrderStatus.FAILED, NOTE, Changes(failure_code="x"))
     with pytest.raises(StatusConflict):
-        await store.transition(order.id, OrderStatus.FAILED)
+        await store.transition(order.id, OrderStatus.FAILED, NOTE)
     with pytest.raises(StatusConflict):
-        await store.transition(order.id, OrderStatus.ROUTING)
+        await store.transition(order.id, OrderStatus.ROUTING, NOTE)
 
 
 async def test_unknown_order_is_not_found(store: OrderStore) -> None:
     with pytest.raises(OrderNotFound):
-        await store.transition(uuid.uuid4(), OrderStatus.ROUTING)
+        await store.transition(uuid.uuid4(), OrderStatus.ROUTING, NOTE)
 
 
 async def test_racing_transitions_exactly_one_wins(
@@ -66,8 +70,8 @@ async def test_racing_transitions_exactly_one_wins(
 ) -> None:
     order, _ = await store.insert_order(NEW, queued=True)
     results = await asyncio.gather(
-        *(store.transition(order.id, OrderStatus.ROUTING) for _ in range(20)),
-        *(store.transition(order.id, OrderStatus.FAILED) for _ in range(20)),
+        *(store.transition(order.id, OrderStatus.ROUTING, NOTE) for _ in range(20)),
+        *(store.transition(order.id, OrderStatus.FAILED, NOTE) for _ in range(20)),
         return_exceptions=True,
     )
     winners = [r for r in results if not isinstance(r, BaseException)]
@@ -77,3 +81,40 @@ async def test_racing_transitions_exactly_one_wins(
     assert len(winners) + len(conflicts) == 40
     seqs = [r["seq"] for r in await db.fetch("SELECT seq FROM order_events ORDER BY seq")]
     assert seqs == list(range(1, len(winners) + 2))
+
+
+async def test_a_batch_commits_every_transition_but_the_conflicting_one(
+    store: OrderStore, db: asyncpg.Connection
+) -> None:
+    """Transitions asked for in one turn of the loop are one statement: the one whose
+    order cannot make its move gets its own conflict, the others commit."""
+    orders = [(await store.insert_order(NEW, queued=True))[0] for _ in range(5)]
+    await store.transition(orders[2].id, OrderStatus.FAILED, NOTE)
+    results = await asyncio.gather(
+        *(store.transition(o.id, OrderStatus.ROUTING, NOTE) for o in orders),
+        return_exceptions=True,
+    )
+    conflict = results.pop(2)
+    assert isinstance(conflict, StatusConflict)
+    assert conflict.current is OrderStatus.FAILED
+    assert all(
+        not isinstance(r, BaseException) and r[0].status is OrderStatus.ROUTING for r in results
+    )
+    statuses = await db.fetch("SELECT id, status, last_seq FROM orders")
+    assert sorted((r["status"], r["last_seq"]) for r in statuses) == [
+        ("failed", 2),
+        *[("routing", 2)] * 4,
+    ]
+
+
+async def test_two_changes_of_one_order_in_one_turn_are_applied_one_after_the_other(
+    store: OrderStore,
+) -> None:
+    """One UPDATE changes a row once: the second change of an order waits for the next
+    batch instead of being lost, and both events keep their seq."""
+    order, _ = await store.insert_order(NEW, queued=True)
+    first, second = await asyncio.gather(
+        store.transition(order.id, OrderStatus.ROUTING, NOTE),
+        store.record(order.id, OrderStatus.ROUTING, NOTE),
+    )
+    assert (first[1].seq, second[1].seq) == (2, 3)

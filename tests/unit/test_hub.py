@@ -6,31 +6,35 @@ passed anyway so nothing here is a stand-in.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 
+import attrs
 import pytest
 import redis.asyncio as aioredis
 
-from order_engine.domain.orders import OrderEvent, OrderStatus
-from order_engine.hub import Hub, Subscription, decode_event, encode_event
+from order_engine.api.serialize import encode_event
+from order_engine.domain.events import Confirmed, Failed, OrderEvent
+from order_engine.domain.orders import OrderStatus
+from order_engine.hub import (
+    Delivery,
+    Hub,
+    Subscription,
+    decode_relay,
+    encode_relay,
+)
 from tests.support import OTHER_WALLET, WALLET
 
 
-def event(order_id: uuid.UUID | None = None, seq: int = 1, wallet: str = WALLET) -> OrderEvent:
-    return OrderEvent(
-        order_id=order_id or uuid.uuid4(),
-        user_wallet=wallet,
-        seq=seq,
-        status=OrderStatus.ROUTING,
-        timestamp=datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC),
-        data={"seq": seq},
-    )
+def event(order_id: uuid.UUID | None = None, seq: int = 1, wallet: str = WALLET) -> Delivery:
+    return Delivery(order_id or uuid.uuid4(), wallet, seq, False, f'{{"seq": {seq}}}')
 
 
 def make_hub(redis: aioredis.Redis, redis_prefix: str, buffer_size: int) -> Hub:
-    return Hub(redis, f"{redis_prefix}events", buffer_size=buffer_size)
+    return Hub(redis, f"{redis_prefix}events", buffer_size=buffer_size, encode=encode_event)
 
 
 def test_subscription_returns_buffered_events_in_order() -> None:
@@ -153,27 +157,35 @@ async def test_slow_subscriber_is_dropped_at_once_with_one_log_line(
     assert len(lines) == 1
 
 
-def test_encoded_event_decodes_to_the_same_event_and_origin() -> None:
-    original = OrderEvent(
+def test_a_relayed_batch_decodes_to_the_same_deliveries_and_origin() -> None:
+    """Messages whose strings hold newlines and tabs (escaped by JSON) survive the
+    line-and-tab framing of the relay."""
+    confirmed = OrderEvent(
         order_id=uuid.uuid4(),
         user_wallet=WALLET,
         seq=42,
         status=OrderStatus.CONFIRMED,
         timestamp=datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC),
-        data={"txHash": "5x", "amountOut": "12.5", "route": ["raydium"], "nested": {"a": None}},
+        data=Confirmed(tx_hash="5x", amount_out=Decimal("12.5"), executed_price=Decimal(5)),
     )
-    origin, decoded = decode_event(encode_event(original, "process-a"))
+    failed = attrs.evolve(
+        confirmed,
+        seq=43,
+        status=OrderStatus.FAILED,
+        data=Failed(code="dex_error", reason="line one\n\tline two", attempt=3),
+    )
+    batch = [Hub.delivery_of(e, encode_event) for e in (confirmed, failed)]
+    origin, decoded = decode_relay(encode_relay("process-a", batch))
     assert origin == "process-a"
-    assert decoded == original
-    # Microseconds and the offset survive: replay ordering compares these timestamps.
-    assert decoded.timestamp.utcoffset() == timedelta(0)
-    assert decoded.status is OrderStatus.CONFIRMED
+    assert decoded == batch
+    assert decoded[1].terminal
+    assert json.loads(decoded[1].text)["data"]["reason"] == "line one\n\tline two"
 
 
 def test_decode_accepts_bytes_as_redis_delivers_them() -> None:
     original = event(seq=7)
-    payload = encode_event(original, "p").encode()
-    assert decode_event(payload) == ("p", original)
+    payload = encode_relay("p", [original]).encode()
+    assert decode_relay(payload) == ("p", [original])
 
 
 @pytest.mark.parametrize("status", list(OrderStatus))
@@ -184,6 +196,9 @@ def test_every_status_survives_the_relay(status: OrderStatus) -> None:
         seq=1,
         status=status,
         timestamp=datetime(2026, 1, 1, 12, 0, tzinfo=timezone(timedelta(hours=-5))),
-        data={},
+        data=Failed(code="x", reason="y", attempt=1),
     )
-    assert decode_event(encode_event(original, "o"))[1] == original
+    delivery = Hub.delivery_of(original, encode_event)
+    assert decode_relay(encode_relay("o", [delivery]))[1] == [delivery]
+    assert delivery.terminal is status.is_terminal
+    assert json.loads(delivery.text)["timestamp"] == "2026-01-01T17:00:00.000Z"

@@ -6,23 +6,23 @@ import asyncio
 import itertools
 import math
 import random
-import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 from fractions import Fraction
 
 import attrs
 import pytest
 
-from order_engine.chain.ledger import SimulatedChain
 from order_engine.chain.market import (
-    SimulatedMarket,
+    Market,
+    genesis_pools,
+    listed_pools,
     meteora_pools,
-    new_pool,
     raydium_pools,
-    simulated_venues,
 )
-from order_engine.domain.errors import PoolExists
-from order_engine.routing.pools import ConstantProductPool, DynamicFeePool, Pool, Quote
+from order_engine.chain.venues import chain_venues
+from order_engine.domain.routes import Quote
+from order_engine.routing.pools import ConstantProductPool, DynamicFeePool, Pool
 from order_engine.routing.router import (
     NoRoute,
     QuotesUnavailable,
@@ -31,12 +31,7 @@ from order_engine.routing.router import (
     min_amount_out,
 )
 from order_engine.routing.tokens import TOKENS, Token
-from order_engine.routing.venues import (
-    NoPool,
-    SwapReceipt,
-    SwapTransaction,
-    VenueUnavailable,
-)
+from order_engine.routing.venues import Ask, NoPool, VenueUnavailable
 
 SOL = TOKENS["SOL"]
 USDC = TOKENS["USDC"]
@@ -308,6 +303,15 @@ class _FakeVenue:
     """A Venue with a SOL/USDC pool whose quote pays a fixed amount; subclasses change how
     quote() behaves. `asked` counts the quotes asked for that pair."""
 
+    async def quotes(self, asks: Sequence[Ask]) -> list[Quote | None]:
+        answers: list[Quote | None] = []
+        for input_token, output_token, amount in asks:
+            try:
+                answers.append(await self.quote(input_token, output_token, amount))
+            except NoPool:
+                answers.append(None)
+        return answers
+
     def __init__(self, name: str, amount_out: str = "150") -> None:
         self._name = name
         self._amount_out = amount_out
@@ -333,12 +337,6 @@ class _FakeVenue:
             fee_bps=25,
             price_impact_bps=Decimal(0),
         )
-
-    async def execute(self, tx: SwapTransaction) -> SwapReceipt:
-        raise AssertionError("routing must not execute")
-
-    async def find_swap(self, signature: str) -> SwapReceipt | None:
-        raise AssertionError("routing must not look up swaps")
 
 
 class _NoPoolVenue(_FakeVenue):
@@ -457,25 +455,10 @@ async def test_router_asks_venues_concurrently() -> None:
 # --- Router with the simulated pools -------------------------------------------------------
 
 
-class _UnusedChain(SimulatedChain):
-    """Quoting never reaches the chain; this one has no database behind it and says so."""
-
-    def __init__(self) -> None:
-        pass
-
-    async def find(self, signature: str) -> SwapReceipt | None:
-        raise AssertionError("quoting must not touch the chain")
-
-    async def settle(
-        self, tx: SwapTransaction, amount_out: Decimal, executed_price: Decimal
-    ) -> tuple[SwapReceipt, bool]:
-        raise AssertionError("quoting must not touch the chain")
-
-
 def _simulated_router() -> Router:
-    chain = _UnusedChain()
-    venues = simulated_venues(chain, quote_delay_s=0, execution_delay_s=0, failure_rate=0, seed=0)
-    return Router(venues, quote_timeout_s=1)
+    """The router over Raydium and Meteora quoting the genesis pools."""
+    market = Market(listed_pools(genesis_pools()))
+    return Router(chain_venues(lambda: market, quote_delay_s=0), quote_timeout_s=1)
 
 
 async def test_small_trade_goes_to_meteora_for_its_lower_fee() -> None:
@@ -550,98 +533,3 @@ async def test_pair_on_no_venue_has_no_route() -> None:
     # POPCAT has no pool until one is launched, so not even a path reaches it.
     with pytest.raises(NoRoute):
         await _simulated_router().route(TOKENS["POPCAT"], USDC, Decimal(1))
-
-
-class _Reached(Exception):
-    """Raised by _ProbeChain: the swap got past the simulated network failure."""
-
-
-class _ProbeChain(_UnusedChain):
-    async def find(self, signature: str) -> SwapReceipt | None:
-        raise _Reached
-
-
-async def _failure_pattern(seed: int, dex: str) -> list[bool]:
-    """For 40 swaps on one venue, whether each failed with a simulated network error."""
-    venues = simulated_venues(
-        _ProbeChain(), quote_delay_s=0, execution_delay_s=0, failure_rate=0.5, seed=seed
-    )
-    venue = next(v for v in venues if v.name == dex)
-    tx = SwapTransaction(
-        signature="sig",
-        order_id=uuid.uuid4(),
-        dex=dex,
-        input_token="SOL",
-        output_token="USDC",
-        input_amount=Decimal(1),
-        min_amount_out=Decimal(0),
-    )
-    pattern = []
-    for _ in range(40):
-        try:
-            await venue.execute(tx)
-        except VenueUnavailable:
-            pattern.append(True)
-        except _Reached:
-            pattern.append(False)
-    return pattern
-
-
-@pytest.mark.parametrize("dex", ["raydium", "meteora"])
-async def test_a_seed_makes_each_venues_failures_repeatable(dex: str) -> None:
-    first = await _failure_pattern(7, dex)
-    assert first == await _failure_pattern(7, dex)
-    assert any(first)
-    assert not all(first)
-    assert first != await _failure_pattern(8, dex)
-
-
-# --- the simulated market: price walk and launches ------------------------------------------
-
-
-def _reserves_after_walk(seed: int, steps: int) -> list[tuple[Decimal, Decimal]]:
-    market = SimulatedMarket(raydium_pools() + meteora_pools(), seed=seed, volatility_bps=50)
-    for _ in range(steps):
-        market.walk()
-    return [(p.reserve_a, p.reserve_b) for p in market.pools()]
-
-
-def test_price_walk_is_repeatable_for_a_seed_and_moves_every_pool() -> None:
-    start = [(p.reserve_a, p.reserve_b) for p in raydium_pools() + meteora_pools()]
-    walked = _reserves_after_walk(11, 10)
-    assert walked == _reserves_after_walk(11, 10)
-    assert walked != _reserves_after_walk(12, 10)
-    assert all(w != s for w, s in zip(walked, start, strict=True))
-
-
-def test_price_walk_keeps_k_and_stays_near_the_starting_price() -> None:
-    market = SimulatedMarket(raydium_pools() + meteora_pools(), seed=5, volatility_bps=50)
-    start = {id(p): (p.price_a_in_b, p.reserve_a * p.reserve_b) for p in market.pools()}
-    for _ in range(2000):
-        market.walk()
-    for pool in market.pools():
-        price, k = start[id(pool)]
-        # Pulled back toward the start each step, so 2000 steps of 0.5% do not wander off.
-        assert Decimal("0.8") < pool.price_a_in_b / price < Decimal("1.25")
-        # Only the rounding of the reserves to whole units changes k.
-        assert abs(pool.reserve_a * pool.reserve_b / k - 1) < Decimal("1e-6")
-
-
-def test_launches_are_seeded_and_only_for_tokens_without_a_pool() -> None:
-    def launches(seed: int) -> list[tuple[str, str]]:
-        market = SimulatedMarket(raydium_pools() + meteora_pools(), seed=seed)
-        done = []
-        while (pool := market.launch_random_pool()) is not None:
-            done.append((pool.dex, pool.token_a.symbol))
-            assert market.pool(pool.dex, pool.token_a.symbol, "SOL") is pool
-        return done
-
-    first = launches(1)
-    assert sorted(symbol for _, symbol in first) == ["MEW", "POPCAT"]
-    assert first == launches(1)
-
-
-def test_a_second_pool_for_a_pair_on_one_dex_is_refused() -> None:
-    market = SimulatedMarket(raydium_pools(), seed=1)
-    with pytest.raises(PoolExists):
-        market.add_pool(new_pool("raydium", "USDC", "SOL", "1000", "10"))

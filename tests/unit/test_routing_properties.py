@@ -11,15 +11,18 @@ from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from order_engine.chain.market import (
-    SimulatedMarket,
+    Market,
+    genesis_pools,
+    listed_pools,
     meteora_pools,
     raydium_pools,
-    simulated_venues,
 )
+from order_engine.chain.slots import walk_market
+from order_engine.chain.venues import chain_venues
+from order_engine.domain.routes import SPLIT
 from order_engine.routing.pools import ConstantProductPool, DynamicFeePool, Pool
-from order_engine.routing.router import SPLIT, NoRoute, Router, RoutingDecision
+from order_engine.routing.router import NoRoute, Router, RoutingDecision
 from order_engine.routing.tokens import TOKENS, Token
-from tests.unit.test_routing import _UnusedChain
 
 N_POOLS = len(raydium_pools() + meteora_pools())
 TRADED = sorted({p.token_a.symbol for p in raydium_pools() + meteora_pools()})
@@ -88,17 +91,10 @@ def test_a_swap_and_its_reverse_never_make_money(index: int, from_a: bool, units
 
 
 def _decision(seed: int, steps: int, src: Token, dst: Token, amount: Decimal) -> RoutingDecision:
-    market = SimulatedMarket(raydium_pools() + meteora_pools(), seed=seed, volatility_bps=200.0)
-    for _ in range(steps):
-        market.walk()
-    venues = simulated_venues(
-        _UnusedChain(),
-        quote_delay_s=0,
-        execution_delay_s=0,
-        failure_rate=0,
-        seed=seed,
-        market=market,
-    )
+    market = Market(listed_pools(genesis_pools()))
+    for slot in range(1, steps + 1):
+        walk_market(market, seed=seed, slot=slot, volatility=0.02)
+    venues = chain_venues(lambda: market, quote_delay_s=0)
     return asyncio.run(Router(venues, quote_timeout_s=5).route(src, dst, amount))
 
 

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from order_engine.api.health_service import HealthCheck
 from order_engine.api.orders_service import OrderService
-from order_engine.chain.market import SimulatedMarket
+from order_engine.chain.client import ChainClient
 from order_engine.config import Settings
 from order_engine.engine.reconciler import Reconciler
 from order_engine.engine.worker import WorkerPool
@@ -32,7 +32,9 @@ IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
 METRICS = web.AppKey("metrics", Metrics)
 RECONCILER = web.AppKey("reconciler", Reconciler)
 HEALTH = web.AppKey("health", HealthCheck)
-MARKET = web.AppKey("market", SimulatedMarket)
+CHAIN_CLIENT = web.AppKey("chain_client", ChainClient)
+# This process's name: its consumer in the queue's group, and the producer of its slots.
+PROCESS_NAME = web.AppKey("process_name", str)
 # Open sockets, so that shutdown can close them; each handler removes its own.
 WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])
 # Open sockets per client address, for the WS_MAX_PER_CLIENT cap.

@@ -1,0 +1,63 @@
+"""Accepts and transitions made together are applied together, and fail together, with
+every caller answered for its own order."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from tests.conftest import AppClient
+from tests.support import execute, order_body
+
+# Nothing is executed while the test looks: the one order a worker takes waits for the
+# chain far longer than the test runs, and the rest wait in the stream.
+HELD = {"worker_concurrency": 1, "mock_dex_execution_delay_ms": 600_000}
+
+
+async def test_a_thousand_concurrent_accepts_make_a_thousand_orders_entries_and_events(
+    start_app: AppClient, db: asyncpg.Connection, redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    client = await start_app(**HELD)
+    accepted = await asyncio.gather(*(execute(client) for _ in range(1000)))
+    ids = {a["orderId"] for a in accepted}
+    assert len(ids) == 1000
+    rows = await db.fetch("SELECT id::text AS id FROM orders")
+    assert {r["id"] for r in rows} == ids
+    first = await db.fetch("SELECT order_id::text AS id FROM order_events WHERE seq = 1")
+    assert sorted(r["id"] for r in first) == sorted(ids)
+    gapless = await db.fetchval(
+        """
+        SELECT bool_and(n = top AND top = last_seq) FROM (
+            SELECT o.last_seq, count(*) AS n, max(e.seq) AS top
+            FROM orders o JOIN order_events e ON e.order_id = o.id GROUP BY o.id
+        ) per_order
+        """
+    )
+    assert gapless
+    entries = await redis.xrange(f"{redis_prefix}orders") or []
+    assert sorted(str((fields or {})["order_id"]) for _, fields in entries) == sorted(ids)
+
+
+async def test_a_failed_batch_of_accepts_answers_every_caller_503_and_writes_nothing(
+    start_app: AppClient, db: asyncpg.Connection, redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    """While the orders table is locked the batch's one INSERT times out: each of its
+    callers gets 503 with Retry-After, and no order, event or queue entry exists."""
+    client = await start_app(db_command_timeout_s=0.5, **HELD)
+    async with db.transaction():
+        await db.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+        responses = await asyncio.gather(
+            *(client.post("/api/orders/execute", json=order_body()) for _ in range(20))
+        )
+    assert [r.status for r in responses] == [503] * 20
+    for resp in responses:
+        assert resp.headers["Retry-After"]
+        assert (await resp.json())["error"]["code"] == "unavailable"
+    assert await db.fetchval("SELECT count(*) FROM orders") == 0
+    assert await db.fetchval("SELECT count(*) FROM order_events") == 0
+    assert await redis.xlen(f"{redis_prefix}orders") == 0
+    # The next batch goes through.
+    await execute(client)
+    assert await db.fetchval("SELECT count(*) FROM orders") == 1

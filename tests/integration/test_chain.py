@@ -1,0 +1,90 @@
+"""The chain as an engine process sees it: slots produced by another process, summaries
+that go missing, and genesis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from order_engine.api.appkeys import CHAIN_CLIENT
+from order_engine.chain.ledger import Ledger
+from order_engine.chain.market import genesis_pools
+from order_engine.chain.model import SlotSummary
+from order_engine.chain.slots import SlotConfig, SlotProducer
+from order_engine.leader import Leadership, Role
+from order_engine.store.orders import create_pool
+from tests.conftest import AppClient
+from tests.support import execute, follow_order
+
+
+@pytest.fixture
+async def outside_producer(
+    db_url: str, redis: aioredis.Redis, redis_prefix: str
+) -> AsyncIterator[SlotProducer]:
+    """Another process's slot producer, leading before the app under test starts, so
+    that the app only hears of slots through Redis."""
+    pool = await create_pool(db_url, min_size=1, max_size=3, command_timeout=10)
+    leadership = Leadership(db_url, Role.SLOT_PRODUCER, timeout_s=5)
+    assert await leadership.try_lead()
+    await Ledger(pool).genesis(genesis_pools(), seed=7)
+    producer = SlotProducer(
+        pool,
+        redis,
+        f"{redis_prefix}chain",
+        leadership,
+        SlotConfig(slot_s=0.01, execution_delay_s=0.0),
+        name="elsewhere",
+        on_summary=lambda summary: None,
+    )
+    await producer.start()
+    yield producer
+    await producer.stop()
+    await leadership.close()
+    await pool.close()
+
+
+async def test_confirmation_and_the_view_survive_lost_summaries(
+    outside_producer: SlotProducer, start_app: AppClient, db: asyncpg.Connection
+) -> None:
+    """Every summary is dropped on its way to this process while its order executes:
+    the order is still confirmed, by asking the chain about its signature; once summaries
+    arrive again, the gap in slot numbers makes the view reload and match the chain."""
+    client = await start_app()
+    chain = client.app[CHAIN_CLIENT]
+    apply = chain.apply
+    dropped: list[int] = []
+
+    def lossy(summary: SlotSummary) -> None:
+        dropped.append(summary.slot)
+
+    chain.apply = lossy  # type: ignore[method-assign]
+    accepted = await execute(client, inputAmount="100")
+    messages = await follow_order(client, accepted["orderId"])
+    assert messages[-1]["status"] == "confirmed"
+    stale = chain.slot
+    assert dropped, "no summary was dropped: the fallback was not exercised"
+    assert stale < dropped[-1]
+    stale_reserve = chain.market.pool("raydium", "SOL", "USDC").reserve_a
+
+    chain.apply = apply  # type: ignore[method-assign]
+    await chain.wait_for_slot(dropped[-1] + 1)
+    row = await db.fetchrow(
+        "SELECT reserve_a FROM chain_pools WHERE dex = 'raydium' AND token_a = 'SOL'"
+        " AND token_b = 'USDC'"
+    )
+    assert row is not None
+    assert chain.market.pool("raydium", "SOL", "USDC").reserve_a == row["reserve_a"]
+    assert row["reserve_a"] == stale_reserve + Decimal(100)
+
+
+async def test_genesis_happens_once_whoever_starts_first(
+    start_app: AppClient, db: asyncpg.Connection
+) -> None:
+    await start_app()
+    await start_app()
+    assert await db.fetchval("SELECT count(*) FROM chain_slots WHERE producer = 'genesis'") == 1
+    assert await db.fetchval("SELECT count(*) FROM chain_pools") == len(genesis_pools())
