@@ -484,7 +484,7 @@ _READINESS = {
 }
 _SOCKET = {
     "101": {"description": "switched to a WebSocket; its messages are in /asyncapi.json"},
-    **_errors(400, 429),
+    **_errors(400, 429, 503),
 }
 
 
@@ -513,7 +513,7 @@ def _order_op(summary: str, operation_id: str, ok: tuple[str, Schema], *errors: 
 
 
 def _paths() -> dict[str, Schema]:
-    submit = (400, 409, 413, 415, 422, 429, 503)
+    submit = (400, 408, 409, 413, 415, 422, 429, 503)
     return {
         "/api/orders": {
             "post": {
@@ -555,6 +555,7 @@ def _paths() -> dict[str, Schema]:
                 "Queue an existing pending order",
                 "executeOrder",
                 ("202", _ref("Order")),
+                408,
                 409,
                 413,
                 415,
@@ -565,6 +566,7 @@ def _paths() -> dict[str, Schema]:
                 "Cancel a pending or waiting order",
                 "cancelOrder",
                 ("200", _ref("Order")),
+                408,
                 409,
                 413,
                 415,
@@ -719,7 +721,7 @@ def _paths() -> dict[str, Schema]:
                 },
                 "responses": {
                     "201": _json(_ref("Pool"), "the new pool"),
-                    **_errors(400, 409, 413, 415, codes={409: ("pool_exists",)}),
+                    **_errors(400, 408, 409, 413, 415, codes={409: ("pool_exists",)}),
                 },
             }
         },
