@@ -274,7 +274,9 @@ class SlotProducer:
                 if await self._leadership.try_lead():
                     await self.produce()
             except NotLeader:
-                log.warning("slot producer: lost the lead")
+                log.warning("slot producer: lost the lead; asking for it again")
+                with contextlib.suppress(*DEPENDENCY_ERRORS):
+                    await self._leadership.resign()
             except DEPENDENCY_ERRORS as exc:
                 log.warning("slot producer: %r", exc)
             except Exception:
