@@ -206,30 +206,26 @@ async def test_text_that_is_not_utf8_is_4400(client: Client, db: asyncpg.Connect
     assert await db.fetchval("SELECT count(*) FROM orders") == 0
 
 
-async def test_a_failure_after_the_upgrade_is_a_1011_close_not_http(
-    client: Client, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("failure", "close", "code"),
+    [
+        (RuntimeError("a bug"), 1011, "internal_error"),
+        (asyncpg.CannotConnectNowError("the database is shutting down"), 1013, "unavailable"),
+    ],
+)
+async def test_a_failure_after_the_upgrade_is_a_close_not_http(
+    client: Client, monkeypatch: pytest.MonkeyPatch, failure: Exception, close: int, code: str
 ) -> None:
+    """A bug is 1011, an outage 1013; either after one error message, never an HTTP 500
+    written into the open socket."""
     order_id = await pending_order(client)
 
-    async def broken(*args: Any, **kwargs: Any) -> list[OrderEvent]:
-        raise RuntimeError("a bug")
+    async def failing(*args: Any, **kwargs: Any) -> list[OrderEvent]:
+        raise failure
 
-    monkeypatch.setattr(client.app[ORDERS], "events", broken)
+    monkeypatch.setattr(client.app[ORDERS], "events", failing)
     outcome = await socket_outcome(client, f"/ws/orders/{order_id}")
-    refused_with(outcome, 1011, "internal_error")
-
-
-async def test_an_outage_after_the_upgrade_is_a_1013_close(
-    client: Client, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    order_id = await pending_order(client)
-
-    async def unreachable(*args: Any, **kwargs: Any) -> list[OrderEvent]:
-        raise asyncpg.CannotConnectNowError("the database system is shutting down")
-
-    monkeypatch.setattr(client.app[ORDERS], "events", unreachable)
-    outcome = await socket_outcome(client, f"/ws/orders/{order_id}")
-    refused_with(outcome, 1013, "unavailable")
+    refused_with(outcome, close, code)
 
 
 async def test_a_message_over_the_body_limit_is_closed_by_the_protocol(
