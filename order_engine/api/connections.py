@@ -161,5 +161,7 @@ async def listen(
         lambda: _Guarded(limits, server),
         settings.host,
         settings.port,
+        # aiohttp's own sites listen with a backlog of 128; asyncio's default is 100.
+        backlog=128,
         reuse_port=reuse_port or None,
     )
