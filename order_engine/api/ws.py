@@ -343,7 +343,12 @@ async def _serve_socket(request: web.Request, session: Session) -> web.WebSocket
     sockets.add(ws)
     per_client[client] += 1
     try:
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionResetError:
+            # The 101 may be half written: nothing more, not even an HTTP error, follows.
+            log.info("%s: the client went away during the handshake", request.path)
+            return ws
         try:
             await session(request, ws)
         except Exception as exc:
