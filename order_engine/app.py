@@ -56,6 +56,7 @@ from order_engine.engine.retry import RetryPolicy
 from order_engine.engine.worker import Recovery, WorkerPool
 from order_engine.hub import Hub
 from order_engine.leader import Leadership, Role
+from order_engine.memory import trim_after_sockets_close
 from order_engine.metrics import Metrics
 from order_engine.queue import OrderQueue
 from order_engine.routing.router import Router
@@ -268,9 +269,19 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     await workers.stop()
 
 
+async def memory_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Memory freed by closed sockets given back to the system (order_engine/memory.py)."""
+    sockets = app[WEBSOCKETS]
+    trimmer = asyncio.create_task(trim_after_sockets_close(lambda: len(sockets)))
+    yield
+    trimmer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await trimmer
+
+
 async def close_websockets(app: web.Application) -> None:
     """On shutdown, tell every client to reconnect elsewhere (1001), all at once."""
-    sockets = [*app[WEBSOCKETS]]
+    sockets = [ws for ws in app[WEBSOCKETS] if ws.prepared]
     await asyncio.gather(
         *(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down") for ws in sockets),
         return_exceptions=True,
@@ -306,6 +317,7 @@ def create_app(settings: Settings) -> web.Application:
             chain_ctx,
             engine_ctx,
             idempotency_purge_ctx,
+            memory_ctx,
             workers_ctx,
         ]
     )

@@ -17,10 +17,12 @@ import uvloop
 from aiohttp import web
 
 from order_engine.api.access import AccessLogger
+from order_engine.api.connections import listen
 from order_engine.app import create_app
 from order_engine.config import ConfigError, Settings, load_settings, write_settings_docs
 from order_engine.embedded import EmbeddedUnavailable, embedded_services
 from order_engine.logs import ACCESS_LOGGER, configure_logging
+from order_engine.memory import use_c_allocator
 from order_engine.migrations import migrate
 from order_engine.processes import run_processes
 
@@ -38,10 +40,10 @@ async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
         handle_signals=False,
         access_log_class=AccessLogger,
         access_log=logging.getLogger(ACCESS_LOGGER),
+        keepalive_timeout=settings.keepalive_timeout_s,
     )
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
-    await site.start()
+    listener = await listen(runner, settings, reuse_port=reuse_port)
     log.info("order engine listening on http://%s:%s", settings.host, settings.port)
 
     stop = asyncio.Event()
@@ -52,6 +54,7 @@ async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
         await stop.wait()
         log.info("shutting down")
     finally:
+        listener.close()
         await runner.cleanup()
     log.info("stopped")
 
@@ -107,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "settings-docs":
         write_settings_docs(args.root)
         return 0
+    if args.command == "serve":
+        use_c_allocator(sys.argv[1:] if argv is None else argv)
 
     configure_logging(json_lines=False)
     try:

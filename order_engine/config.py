@@ -405,6 +405,33 @@ class Settings:
         "WebSockets one client address may hold open; more are refused with 429",
         section=_API,
     )
+    ws_max_total: int = setting(
+        "WS_MAX_TOTAL", 8000, integer(), "WebSockets open at once; more get 503", section=_API
+    )
+    max_connections: int = setting(
+        "MAX_CONNECTIONS", 10_000, integer(), "connections open at once; more get 503", section=_API
+    )
+    header_timeout_s: float = setting(
+        "HEADER_TIMEOUT_S",
+        10.0,
+        number(low_open=True),
+        "a new connection's request head must arrive within this, else 408",
+        section=_API,
+    )
+    body_timeout_s: float = setting(
+        "BODY_TIMEOUT_S",
+        10.0,
+        number(low_open=True),
+        "a body must arrive within this, else 408",
+        section=_API,
+    )
+    keepalive_timeout_s: float = setting(
+        "KEEPALIVE_TIMEOUT_S",
+        75.0,
+        number(low_open=True),
+        "an idle connection is closed after this (above the 60 s of common proxies)",
+        section=_API,
+    )
     trusted_proxies: Networks = setting(
         "TRUSTED_PROXIES",
         (),

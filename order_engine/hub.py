@@ -13,8 +13,8 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Any
 
 import attrs
 import redis.asyncio as aioredis
@@ -23,8 +23,6 @@ from redis.exceptions import RedisError
 from order_engine.domain.events import OrderEvent
 
 log = logging.getLogger(__name__)
-
-K = TypeVar("K", bound=Hashable)
 
 
 @attrs.frozen
@@ -38,39 +36,96 @@ class Delivery:
     text: str
 
 
-class SubscriberDropped(Exception):
-    """The subscriber fell too far behind and no longer receives events."""
+Notify = Callable[[], None]
+# Subscribers by order id or wallet: most keys have one, kept without a set around it
+# (a set costs 200 bytes, per idle socket).
+Index = dict[Any, "Subscription | set[Subscription]"]
+
+
+def _members(entry: Subscription | set[Subscription] | None) -> Iterable[Subscription]:
+    if entry is None:
+        return ()
+    return (entry,) if isinstance(entry, Subscription) else entry
 
 
 class Subscription:
-    def __init__(self, buffer_size: int) -> None:
-        self._events: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=buffer_size)
-        self._dropped = False
+    """One subscriber's bounded buffer of events, registered with the hub until it leaves
+    (`with hub.subscribe_order(...) as sub:`) or overflows.
 
-    @property
-    def dropped(self) -> bool:
-        return self._dropped
+    The publisher calls `notify` when an event lands in an empty buffer, and `on_drop`
+    once, when the buffer overflows: the subscriber is then out of the hub and gets
+    nothing more. The subscriber takes what is buffered with `take()`. No task, queue or
+    future is held while nothing happens, so that an idle subscriber costs little.
+    """
+
+    __slots__ = ("_events", "_index", "_key", "_limit", "_notify", "_on_drop", "dropped")
+
+    def __init__(
+        self,
+        buffer_size: int,
+        *,
+        notify: Notify | None = None,
+        on_drop: Notify | None = None,
+    ) -> None:
+        self._events: list[Delivery] | None = None
+        self._limit = buffer_size
+        self._notify = notify
+        self._on_drop = on_drop
+        self._index: Index | None = None
+        self._key: Hashable = None
+        self.dropped = False
 
     def deliver(self, event: Delivery) -> bool:
         """Buffer `event`; False (and the subscription is dropped) when the buffer is full."""
         if self.dropped:
             return False
-        try:
-            self._events.put_nowait(event)
-        except asyncio.QueueFull:
-            self._dropped = True
+        if self._events is None:
+            self._events = [event]
+            if self._notify is not None:
+                self._notify()
+            return True
+        if len(self._events) >= self._limit:
+            self.dropped = True
+            self._events = None
+            self.leave()
+            if self._on_drop is not None:
+                self._on_drop()
             return False
+        self._events.append(event)
         return True
 
-    async def get(self) -> Delivery:
-        """The next event; raises SubscriberDropped once the subscriber has overflowed.
+    def take(self) -> list[Delivery]:
+        """Every buffered event, oldest first, leaving the buffer empty."""
+        events, self._events = self._events or [], None
+        return events
 
-        A subscriber is only dropped while its buffer is full, so it is never blocked
-        here, on an empty buffer, when that happens.
-        """
-        if self.dropped:
-            raise SubscriberDropped
-        return await self._events.get()
+    def join(self, index: Index, key: Hashable) -> None:
+        present = index.get(key)
+        if present is None:
+            index[key] = self
+        elif isinstance(present, Subscription):
+            index[key] = {present, self}
+        else:
+            present.add(self)
+        self._index, self._key = index, key
+
+    def leave(self) -> None:
+        index, self._index = self._index, None
+        if index is None:
+            return
+        present = index.get(self._key)
+        if present is self:
+            del index[self._key]
+        elif isinstance(present, set):
+            present.discard(self)
+            if not present:
+                del index[self._key]
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.leave()
 
 
 def encode_relay(origin: str, deliveries: Iterable[Delivery]) -> str:
@@ -111,8 +166,8 @@ class Hub:
         self._buffer_size = buffer_size
         self._encode = encode
         self._origin = uuid.uuid4().hex
-        self._by_order: dict[uuid.UUID, set[Subscription]] = {}
-        self._by_wallet: dict[str, set[Subscription]] = {}
+        self._by_order: Index = {}
+        self._by_wallet: Index = {}
         self._relay_task: asyncio.Task[None] | None = None
         self._relay_ready = asyncio.Event()
 
@@ -126,42 +181,39 @@ class Hub:
         """The event as subscribers get it, encoded once."""
         return self.delivery_of(event, self._encode)
 
-    @contextlib.contextmanager
-    def subscribe_order(self, order_id: uuid.UUID) -> Iterator[Subscription]:
-        with self._subscribe(self._by_order, order_id) as sub:
-            yield sub
+    def subscribe_order(
+        self, order_id: uuid.UUID, *, notify: Notify | None = None, on_drop: Notify | None = None
+    ) -> Subscription:
+        """A subscription to the order's events, registered at once; leave it (or use it
+        as a context manager) when done."""
+        sub = Subscription(self._buffer_size, notify=notify, on_drop=on_drop)
+        sub.join(self._by_order, order_id)
+        return sub
 
-    @contextlib.contextmanager
-    def subscribe_wallet(self, wallet: str) -> Iterator[Subscription]:
-        with self._subscribe(self._by_wallet, wallet) as sub:
-            yield sub
-
-    @contextlib.contextmanager
-    def _subscribe(self, index: dict[K, set[Subscription]], key: K) -> Iterator[Subscription]:
-        sub = Subscription(self._buffer_size)
-        index.setdefault(key, set()).add(sub)
-        try:
-            yield sub
-        finally:
-            subs = index.get(key)
-            if subs is not None:
-                subs.discard(sub)
-                if not subs:
-                    del index[key]
+    def subscribe_wallet(
+        self, wallet: str, *, notify: Notify | None = None, on_drop: Notify | None = None
+    ) -> Subscription:
+        sub = Subscription(self._buffer_size, notify=notify, on_drop=on_drop)
+        sub.join(self._by_wallet, wallet)
+        return sub
 
     @property
     def subscriber_count(self) -> int:
-        return sum(len(s) for s in self._by_order.values()) + sum(
-            len(s) for s in self._by_wallet.values()
+        return sum(
+            len(tuple(_members(entry)))
+            for index in (self._by_order, self._by_wallet)
+            for entry in index.values()
         )
 
     def deliver_local(self, delivery: Delivery) -> None:
         by_order = self._by_order.get(delivery.order_id)
         by_wallet = self._by_wallet.get(delivery.wallet)
-        if not (by_order or by_wallet):
+        if by_order is None and by_wallet is None:
             return
-        for sub in (by_order or set()) | (by_wallet or set()):
+        # A list of its own: a subscriber that overflows leaves the index meanwhile.
+        for sub in [*_members(by_order), *_members(by_wallet)]:
             if not sub.deliver(delivery):
+                # Once: a dropped subscriber has left the hub and is not offered more.
                 log.warning("dropped a slow subscriber of order %s", delivery.order_id)
 
     async def publish(self, events: Sequence[OrderEvent]) -> None:

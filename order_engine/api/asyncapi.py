@@ -28,6 +28,8 @@ CLOSE_CODES: dict[int, str] = {
     CLOSE_NOT_FOUND: "after one error message: no such order",
     CLOSE_RATE_LIMITED: "after one error message: the execute socket's order was rate limited",
     CLOSE_CONFLICT: "after one error message: the execute socket's clientOrderId is taken",
+    WSCloseCode.INTERNAL_ERROR: "after one error message: an unexpected server error",
+    WSCloseCode.MESSAGE_TOO_BIG: "a message over MAX_BODY_BYTES (the protocol's own answer)",
 }
 
 

@@ -4,6 +4,7 @@ stay open for probes and scrapers, /openapi.json for client generators."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable
 
 from aiohttp import hdrs, web
 
@@ -33,7 +34,9 @@ def _known(key: str, keys: tuple[str, ...]) -> bool:
 
 
 @web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def auth_middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+    # Returns the handler's awaitable instead of awaiting it: no frame of its own is
+    # kept for as long as a WebSocket lasts.
     keys = request.app[SETTINGS].api_keys
     if keys and request.path.startswith(PROTECTED_PREFIXES):
         key = _presented_key(request)
@@ -44,4 +47,4 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 f"a valid {HEADER} header is required"
                 + (" (or ?apiKey= on a WebSocket)" if _is_upgrade(request) else ""),
             )
-    return await handler(request)
+    return handler(request)

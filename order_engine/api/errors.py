@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -116,32 +117,58 @@ def from_domain_error(exc: DomainError) -> ApiError:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 JSON_CONTENT_TYPE = "application/json"
+UTF8_NAMES = ("utf-8", "utf8")
 
 
 @web.middleware
-async def body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    check_body(request)
+def body_middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+    # Without a body (every WebSocket) the handler's awaitable is returned as it is, so
+    # that this middleware keeps no frame for as long as a socket lasts.
+    if check_body(request):
+        return _with_body(request, handler)
+    return handler(request)
+
+
+async def _with_body(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Read the body within BODY_TIMEOUT_S, so that a client sending it a byte at a time
+    cannot hold a handler; handlers get it from aiohttp's cache."""
+    timeout = request.app[SETTINGS].body_timeout_s
+    try:
+        async with asyncio.timeout(timeout):
+            await request.read()
+    except TimeoutError:
+        raise ApiError(
+            408, "request_timeout", f"the body did not arrive within {timeout:g} s"
+        ) from None
     return await handler(request)
 
 
-def check_body(request: web.Request) -> None:
-    """Refuse a body that is too large or not JSON before any handler reads it.
+def check_body(request: web.Request) -> bool:
+    """Refuse a body that is too large or not UTF-8 JSON before any handler reads it;
+    True when there is a body to read.
 
     A request without a body (e.g. POST /api/orders/{orderId}/cancel) needs no content
     type; the size is checked again by aiohttp while the body is read, for chunked bodies.
-    An unknown route or method is left to its 404 or 405.
+    JSON is UTF-8 (RFC 8259): a charset parameter may only say so. An unknown route or
+    method is left to its 404 or 405.
     """
-    if request.match_info.http_exception is not None:
-        return
+    if request.match_info.http_exception is not None or not request.body_exists:
+        return False
     limit = request.app[SETTINGS].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "payload_too_large", f"request body is over the {limit}-byte limit")
-    if request.body_exists and request.content_type != JSON_CONTENT_TYPE:
+    if request.content_type != JSON_CONTENT_TYPE:
         raise ApiError(
             415,
             "unsupported_media_type",
             f"expected Content-Type {JSON_CONTENT_TYPE}, got {request.content_type or 'none'}",
         )
+    charset = request.charset
+    if charset is not None and charset.lower() not in UTF8_NAMES:
+        raise ApiError(
+            415, "unsupported_media_type", f"JSON must be UTF-8; charset {charset} is refused"
+        )
+    return True
 
 
 @web.middleware

@@ -408,6 +408,7 @@ ERROR_CODES: dict[int, tuple[str, ...]] = {
     401: ("unauthorized",),
     404: ("order_not_found", "not_found"),
     405: ("method_not_allowed",),
+    408: ("request_timeout",),
     409: ("status_conflict", "idempotency_in_progress", "pool_exists", "duplicate_client_order_id"),
     413: ("payload_too_large",),
     415: ("unsupported_media_type",),
@@ -483,7 +484,7 @@ _READINESS = {
 }
 _SOCKET = {
     "101": {"description": "switched to a WebSocket; its messages are in /asyncapi.json"},
-    **_errors(400, 429),
+    **_errors(400, 429, 503),
 }
 
 
@@ -512,7 +513,7 @@ def _order_op(summary: str, operation_id: str, ok: tuple[str, Schema], *errors: 
 
 
 def _paths() -> dict[str, Schema]:
-    submit = (400, 409, 413, 415, 422, 429, 503)
+    submit = (400, 408, 409, 413, 415, 422, 429, 503)
     return {
         "/api/orders": {
             "post": {
@@ -554,6 +555,7 @@ def _paths() -> dict[str, Schema]:
                 "Queue an existing pending order",
                 "executeOrder",
                 ("202", _ref("Order")),
+                408,
                 409,
                 413,
                 415,
@@ -564,6 +566,7 @@ def _paths() -> dict[str, Schema]:
                 "Cancel a pending or waiting order",
                 "cancelOrder",
                 ("200", _ref("Order")),
+                408,
                 409,
                 413,
                 415,
@@ -718,7 +721,7 @@ def _paths() -> dict[str, Schema]:
                 },
                 "responses": {
                     "201": _json(_ref("Pool"), "the new pool"),
-                    **_errors(400, 409, 413, 415, codes={409: ("pool_exists",)}),
+                    **_errors(400, 408, 409, 413, 415, codes={409: ("pool_exists",)}),
                 },
             }
         },
@@ -791,6 +794,41 @@ def _keyed(paths: dict[str, Schema]) -> dict[str, Schema]:
     return paths
 
 
+def _order_link(operation_id: str) -> Schema:
+    return {"operationId": operation_id, "parameters": {"orderId": "$response.body#/orderId"}}
+
+
+_ORDER_LINKS = {
+    "ExecuteOrder": _order_link("executeOrder"),
+    "CancelOrder": _order_link("cancelOrder"),
+    "GetOrder": _order_link("getOrder"),
+    "GetOrderEvents": _order_link("getOrderEvents"),
+    "ListWalletOrders": {
+        "operationId": "listWalletOrders",
+        "parameters": {"wallet": "$response.body#/userWallet"},
+    },
+}
+
+# What a response carrying an order lets a client do next (OpenAPI links), by operation
+# and status: followed by stateful clients such as schemathesis (create -> execute ->
+# cancel -> list).
+LINKS: dict[tuple[str, str], dict[str, Schema]] = {
+    ("createOrder", "201"): _ORDER_LINKS,
+    ("executeNewOrder", "202"): _ORDER_LINKS,
+    ("executeOrder", "202"): _ORDER_LINKS,
+    ("cancelOrder", "200"): _ORDER_LINKS,
+}
+
+
+def _linked(paths: dict[str, Schema]) -> dict[str, Schema]:
+    for item in paths.values():
+        for operation in item.values():
+            for status, response in operation["responses"].items():
+                if links := LINKS.get((operation["operationId"], status)):
+                    response["links"] = links
+    return paths
+
+
 @functools.lru_cache(maxsize=8)
 def document(settings: Settings) -> Schema:
     """The document for a server with these settings (MAX_INPUT_AMOUNT is a bound, and
@@ -808,7 +846,7 @@ def document(settings: Settings) -> Schema:
             "The WebSocket messages are described in /asyncapi.json; docs/api.md tells "
             "the whole API in prose.",
         },
-        "paths": _keyed(_tagged(paths)),
+        "paths": _linked(_keyed(_tagged(paths))),
         "components": {
             "schemas": components(settings),
             "securitySchemes": {

@@ -9,7 +9,6 @@ from order_engine.api.ratelimit import ratelimit_headers
 from order_engine.api.schemas import (
     parse_client_order_id,
     parse_int_param,
-    parse_json,
     parse_order,
     parse_order_id,
     parse_status,
@@ -22,6 +21,7 @@ from order_engine.api.serialize import (
     json_body,
     order_json,
 )
+from order_engine.api.strict_json import parse_json
 from order_engine.domain.orders import NewOrder
 
 MAX_PAGE = 200

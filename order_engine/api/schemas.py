@@ -5,12 +5,11 @@ Every problem in a request is reported at once, each with the camelCase field it
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -20,6 +19,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn, override
 
 from order_engine.api.errors import ApiError, FieldError, validation_error
+from order_engine.api.strict_json import bounded_decimal
 from order_engine.domain.orders import NewOrder, OrderStatus, OrderType
 from order_engine.routing.tokens import TOKENS, Token
 
@@ -35,6 +35,15 @@ _UUID_RE = re.compile(UUID_PATTERN)
 ACCEPTED_ORDER_TYPES = (OrderType.MARKET,)
 CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 CLIENT_ORDER_ID_RULE = "must be 1 to 64 letters, digits or . _ : -"
+# Sequence numbers and page sizes are Postgres integers.
+MAX_SEQ = 2**31 - 1
+# Decimal() also takes underscores, other scripts' digits and "Infinity"; a request may not.
+_DECIMAL_STRING = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+_INTEGER_STRING = re.compile(r"-?\d{1,18}", re.ASCII)
+# A base58 address of 32 bytes has 32 to 44 characters; longer ones are refused before
+# decoding, whose cost grows with the square of the length.
+_ADDRESS_LENGTHS = range(32, 45)
+MAX_TIMESTAMP_CHARS = 40
 
 
 def camel(name: str) -> str:
@@ -72,13 +81,17 @@ def _strict_int(value: Any, _: type) -> int:
 
 
 def _decimal(value: Any, _: type) -> Decimal:
-    """A JSON number (already a Decimal, see parse_json) or a decimal string."""
+    """A JSON number (already bounded and exact, see strict_json) or a decimal string,
+    bounded the same way before it is converted."""
     if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
         raise TypeError("must be a number or a decimal string")
-    try:
-        number = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
-    except InvalidOperation:
-        raise ValueError("must be a number or a decimal string") from None
+    if isinstance(value, str):
+        text = value.strip()
+        if not _DECIMAL_STRING.fullmatch(text):
+            raise ValueError("must be a number or a decimal string")
+        number = bounded_decimal(text)
+    else:
+        number = Decimal(value)
     if not number.is_finite():
         raise ValueError("must be finite")
     return number
@@ -100,18 +113,6 @@ _converter.register_structure_hook(
 )
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number")
-
-
-def parse_json(raw: bytes) -> Any:
-    """Parse a JSON body, keeping numbers exact: floats become Decimal, NaN is refused."""
-    try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
-
-
 def _message(exc: BaseException) -> str:
     if isinstance(exc, KeyError):
         return "is required"
@@ -131,10 +132,22 @@ def _structure_errors(exc: BaseException) -> list[FieldError]:
 
 
 def is_solana_address(value: str) -> bool:
+    if len(value) not in _ADDRESS_LENGTHS:
+        return False
     try:
         return len(base58.b58decode(value)) == 32
     except ValueError:
         return False
+
+
+def decimal_places(value: Decimal) -> int:
+    """Digits after the point, trailing zeros not counted: counted on the digits
+    themselves, so exact at any length (normalize() would round to the context's 28)."""
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    significant = "".join(map(str, digits)).rstrip("0")
+    trailing_zeros = len(digits) - len(significant)
+    return max(0, -(exponent + trailing_zeros))
 
 
 def _check(errors: list[FieldError], field: str, ok: bool, message: str) -> bool:
@@ -154,11 +167,10 @@ def _amount_rules(
         return
     token = TOKENS.get(input_token)
     if token is not None:
-        places = -amount.normalize().as_tuple().exponent  # type: ignore[operator]
         _check(
             errors,
             "inputAmount",
-            places <= token.decimals,
+            decimal_places(amount) <= token.decimals,
             f"has more than the {token.decimals} decimals of {token.symbol}",
         )
 
@@ -190,12 +202,20 @@ def _resting_rules(errors: list[FieldError], body: OrderBody, now: datetime) -> 
     ):
         return None
     try:
+        if len(body.expires_at) > MAX_TIMESTAMP_CHARS:
+            raise ValueError
         expires = datetime.fromisoformat(body.expires_at.replace("Z", "+00:00"))
     except ValueError:
         errors.append(FieldError("expiresAt", "must be an ISO-8601 timestamp"))
         return None
     if expires.tzinfo is None:
         errors.append(FieldError("expiresAt", "must include a time zone (e.g. Z)"))
+        return None
+    try:
+        # In UTC, as Postgres stores it: a time near year 1 or 9999 may not have one.
+        expires = expires.astimezone(UTC)
+    except OverflowError:
+        errors.append(FieldError("expiresAt", "is out of range"))
         return None
     _check(errors, "expiresAt", expires > now, "must be in the future")
     return expires
@@ -281,7 +301,7 @@ def parse_quote_query(query: Mapping[str, str], *, max_input_amount: Decimal) ->
     _pair_rules(errors, input_token, output_token)
     try:
         amount = _decimal(query["inputAmount"], Decimal)
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         errors.append(FieldError("inputAmount", str(exc)))
     else:
         _amount_rules(errors, amount, input_token, max_input_amount)
@@ -296,20 +316,16 @@ def parse_order_id(raw: str) -> uuid.UUID:
     return uuid.UUID(raw)
 
 
-def parse_int_param(
-    raw: str | None, field: str, *, default: int, low: int, high: int | None = None
-) -> int:
-    """A whole-number query parameter within bounds, or a validation_error naming it."""
+def parse_int_param(raw: str | None, field: str, *, default: int, low: int, high: int) -> int:
+    """A whole-number query parameter within bounds, or a validation_error naming it.
+
+    Only ASCII digits, at most 18 of them, reach int(): it would also take other scripts'
+    digits, underscores and thousands of digits."""
     if raw is None:
         return default
-    bound = f"between {low} and {high}" if high is not None else f"{low} or more"
-    try:
-        value = int(raw)
-    except ValueError:
-        raise validation_error([FieldError(field, f"must be an integer {bound}")]) from None
-    if value < low or (high is not None and value > high):
-        raise validation_error([FieldError(field, f"must be an integer {bound}")])
-    return value
+    if not _INTEGER_STRING.fullmatch(raw) or not low <= int(raw) <= high:
+        raise validation_error([FieldError(field, f"must be an integer between {low} and {high}")])
+    return int(raw)
 
 
 def parse_status(raw: str | None, field: str = "status") -> OrderStatus | None:
@@ -373,13 +389,18 @@ def parse_pool(payload: Any, *, dexes: tuple[str, ...]) -> PoolBody:
         ("tokenB", body.token_b, body.reserve_b),
     ):
         if _check(errors, field, symbol in TOKENS, f"must be one of {known}"):
-            unit = TOKENS[symbol].unit
+            token = TOKENS[symbol]
             reserve_field = field.replace("token", "reserve")
             if _check(
                 errors,
                 reserve_field,
-                reserve >= unit,
-                f"must be at least one base unit of {symbol} ({unit})",
+                reserve >= token.unit,
+                f"must be at least one base unit of {symbol} ({token.unit})",
+            ) and _check(
+                errors,
+                reserve_field,
+                decimal_places(reserve) <= token.decimals,
+                f"has more than the {token.decimals} decimals of {symbol}",
             ):
                 _check(
                     errors,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,8 +17,9 @@ import orjson
 from aiohttp import web
 from cattrs.gen import make_dict_unstructure_fn, override
 
-from order_engine.api.errors import FieldError, validation_error
+from order_engine.api.errors import ApiError, FieldError, validation_error
 from order_engine.api.schemas import camel
+from order_engine.api.strict_json import parse_json
 from order_engine.domain.events import (
     Accepted,
     Built,
@@ -169,14 +171,24 @@ def encode_cursor(cursor: WalletCursor) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+# What encode_cursor makes is about 100 characters of base64url.
+MAX_CURSOR_CHARS = 200
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
 def decode_cursor(text: str) -> WalletCursor:
-    """The opaque cursor back to its keyset; a validation_error on `cursor` if it is not one."""
+    """The opaque cursor back to its keyset; a validation_error on `cursor` if it is not
+    one. Its time must be in UTC, as encode_cursor writes it, so that it is one Postgres
+    can take whatever the year."""
+    refused = validation_error([FieldError("cursor", "is not a cursor this API issued")])
+    if len(text) > MAX_CURSOR_CHARS or not _BASE64URL.fullmatch(text):
+        raise refused
     try:
         padded = text + "=" * (-len(text) % 4)
-        created_at, order_id = json.loads(base64.urlsafe_b64decode(padded))
-        cursor = WalletCursor(datetime.fromisoformat(created_at), uuid.UUID(order_id))
-    except (ValueError, TypeError, binascii.Error):
-        raise validation_error([FieldError("cursor", "is not a cursor this API issued")]) from None
-    if cursor.created_at.tzinfo is None:
-        raise validation_error([FieldError("cursor", "is not a cursor this API issued")])
+        created_at, order_id = parse_json(base64.urlsafe_b64decode(padded), field="cursor")
+        cursor = WalletCursor(datetime.fromisoformat(str(created_at)), uuid.UUID(str(order_id)))
+    except (ApiError, ValueError, TypeError, binascii.Error):
+        raise refused from None
+    if cursor.created_at.utcoffset() != timedelta(0):
+        raise refused
     return cursor

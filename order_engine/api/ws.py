@@ -1,11 +1,17 @@
-"""WebSocket sessions: one order's status stream, replayed from Postgres and then live."""
+"""WebSocket sessions: one order's status stream, replayed from Postgres and then live.
+
+Once a socket is open (after the 101) nothing is ever answered in HTTP: every failure
+ends in one `{"type": "error", …}` message, when the socket can still take it, and a
+close whose code says why (see `_end`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -21,41 +27,101 @@ from order_engine.api.errors import (
 )
 from order_engine.api.orders_service import OrderService
 from order_engine.api.schemas import (
+    MAX_SEQ,
     parse_int_param,
-    parse_json,
     parse_order,
     parse_order_id,
     parse_wallet,
 )
 from order_engine.api.serialize import order_json
-from order_engine.domain.errors import ClientOrderIdInUse, OrderNotFound, RateLimited
-from order_engine.hub import Delivery, Hub, SubscriberDropped, Subscription
+from order_engine.api.strict_json import parse_json
+from order_engine.domain.errors import DomainError
+from order_engine.hub import Delivery, Hub, Subscription
 from order_engine.outage import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
 
-CLOSE_BAD_REQUEST = 4400
-CLOSE_NOT_FOUND = 4404
-# A refused order on the execute socket closes with its HTTP status in the range of
-# application close codes.
-CLOSE_CONFLICT = 4409
-CLOSE_RATE_LIMITED = 4429
 FIRST_MESSAGE_TIMEOUT_S = 30.0
+# How long an error close or a slow client's close may take before the connection is
+# cut: a client that does not read cannot keep its socket open by not answering. A
+# normal close (after the last event) waits longer for the client's answer.
+CLOSE_TIMEOUT_S = 0.5
+NORMAL_CLOSE_TIMEOUT_S = 5.0
+
+
+def close_code(status: int) -> int:
+    """The close code of an HTTP status: 4000 + a 4xx (4400, 4404, 4429, …); 1013 (try
+    again later) for 503; 1011 for any other server error."""
+    if 400 <= status < 500:
+        return 4000 + status
+    return WSCloseCode.TRY_AGAIN_LATER if status == 503 else WSCloseCode.INTERNAL_ERROR
+
+
+CLOSE_BAD_REQUEST = close_code(400)
+CLOSE_NOT_FOUND = close_code(404)
+CLOSE_CONFLICT = close_code(409)
+CLOSE_RATE_LIMITED = close_code(429)
+
+
+async def _close_within(
+    request: web.Request,
+    ws: web.WebSocketResponse,
+    code: int,
+    reason: str,
+    timeout_s: float = CLOSE_TIMEOUT_S,
+) -> None:
+    """Close, giving the client `timeout_s` to take the frame and answer it; then a
+    connection with data the client never took is aborted: closed gracefully, it would
+    stay open until the client read it all."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await ws.close(code=code, message=reason.encode()[:123])
+    except TimeoutError:
+        pass
+    transport = request.transport
+    if transport is not None and transport.get_write_buffer_size():
+        transport.abort()
+
+
+async def _close_normally(request: web.Request, ws: web.WebSocketResponse) -> None:
+    await _close_within(request, ws, WSCloseCode.OK, "", NORMAL_CLOSE_TIMEOUT_S)
 
 
 async def _close_with_error(
+    request: web.Request,
     ws: web.WebSocketResponse,
-    code: str,
-    message: str,
-    close_code: int,
-    details: Sequence[FieldError] = (),
-    fields: dict[str, str] | None = None,
+    error: ApiError,
+    code: int,
 ) -> None:
     """One error message in the API's error fields, then the close."""
-    error = error_body(code, message, details, fields)["error"]
-    assert isinstance(error, dict)
-    await ws.send_json({"type": "error", **error})
-    await ws.close(code=close_code, message=code.encode()[:123])
+    body = error_body(error.code, error.message, error.details, error.fields)["error"]
+    assert isinstance(body, dict)
+    if not ws.closed:
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await ws.send_json({"type": "error", **body})
+        except (TimeoutError, ConnectionResetError):
+            pass
+    await _close_within(request, ws, code, error.code)
+
+
+async def _end(request: web.Request, ws: web.WebSocketResponse, exc: Exception) -> None:
+    """End an open socket because of `exc`, with the close code its cause deserves."""
+    if isinstance(exc, ConnectionResetError):
+        log.info("%s: the client went away mid-send", request.path)
+        await _close_within(request, ws, WSCloseCode.GOING_AWAY, "gone")
+        return
+    if isinstance(exc, DomainError):
+        exc = from_domain_error(exc)
+    if isinstance(exc, ApiError):
+        error = exc
+    elif isinstance(exc, DEPENDENCY_ERRORS):
+        log.warning("%s: dependency unavailable: %r", request.path, exc)
+        error = ApiError(503, "unavailable", "a dependency is unavailable")
+    else:
+        log.error("%s: socket failed", request.path, exc_info=exc)
+        error = ApiError(500, "internal_error", "internal error")
+    await _close_with_error(request, ws, error, close_code(error.status))
 
 
 class OrderFollower:
@@ -66,6 +132,8 @@ class OrderFollower:
     sent is skipped, and one beyond the next seq is preceded by the missing ones, read
     from Postgres, where every published event is already committed.
     """
+
+    __slots__ = ("_hub", "_order_id", "_orders", "_ws", "last_seq")
 
     def __init__(
         self,
@@ -84,7 +152,7 @@ class OrderFollower:
     async def replay(self) -> bool:
         """Send what Postgres holds after the last seq sent; True if that ends the order."""
         missed = await self._orders.events(self._order_id, after_seq=self.last_seq)
-        return await self.send(self._hub.delivery(e) for e in missed)
+        return await self.send([self._hub.delivery(e) for e in missed])
 
     async def send(self, events: Iterable[Delivery]) -> bool:
         """Send what is new in `events`; True once the terminal event has been sent."""
@@ -100,74 +168,111 @@ class OrderFollower:
                 return True
         return False
 
-    async def follow(self, sub: Subscription) -> None:
-        """Send live events until the terminal one; SubscriberDropped if it falls behind."""
-        while not await self.send([await sub.get()]):
-            pass
+
+SendEvents = Callable[[list[Delivery]], Awaitable[bool]]
+Subscribe = Callable[..., Subscription]
 
 
-async def _until_client_leaves(ws: web.WebSocketResponse) -> None:
-    async for _ in ws:
-        pass  # Clients have nothing more to say on these sockets; reading answers pings.
+class Relay:
+    """Relays a subscription's events to a socket from its handler, while a task of its
+    own reads the client, until the last event the socket is for (`send` returns True),
+    the client leaves, or the hub drops the subscriber.
 
+    The handler waits on one future while nothing happens; no queue is held. The reader
+    is stopped before the handler closes the socket, so that the close waits for the
+    client's answer (closed from another task, aiohttp cuts the connection instead). A
+    dropped subscriber is closed with 1013 as soon as the handler is free, or at once,
+    aborting its connection, when data the client has not taken is still queued: the
+    handler may be blocked sending to it, and a close frame would queue behind the rest.
+    """
 
-async def _until_either_ends(ws: web.WebSocketResponse, live: Awaitable[None]) -> None:
-    """Run `live` until it ends or the client leaves; re-raise what `live` raised."""
-    live_task = asyncio.ensure_future(live)
-    client = asyncio.create_task(_until_client_leaves(ws))
-    await asyncio.wait({live_task, client}, return_when=asyncio.FIRST_COMPLETED)
-    for task in (live_task, client):
-        task.cancel()
-    await asyncio.gather(live_task, client, return_exceptions=True)
-    if not live_task.cancelled() and live_task.exception() is not None:
-        raise live_task.exception()  # type: ignore[misc]
+    __slots__ = ("_request", "_send", "_wake", "_ws", "dropped", "sub")
+
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse, send: SendEvents) -> None:
+        self._request = request
+        self._ws = ws
+        self._send = send
+        self._wake: asyncio.Future[None] | None = None
+        self.dropped = False
+        self.sub: Subscription | None = None
+
+    def subscribe(self, subscribe: Subscribe, key: object) -> Subscription:
+        self.sub = subscribe(key, notify=self._notify, on_drop=self._on_drop)
+        return self.sub
+
+    def _notify(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    def _on_drop(self) -> None:
+        self.dropped = True
+        transport = self._request.transport
+        if transport is not None and transport.get_write_buffer_size():
+            transport.abort()
+        self._notify()
+
+    async def _read_until_closed(self) -> None:
+        try:
+            async for _ in self._ws:
+                pass  # Reading answers the client's pings and close; it has nothing to say.
+        finally:
+            self._notify()
+
+    async def run(self) -> None:
+        assert self.sub is not None
+        reader = asyncio.create_task(self._read_until_closed())
+        try:
+            while not (reader.done() or self.dropped):
+                if events := self.sub.take():
+                    if await self._send(events):
+                        break
+                    continue
+                self._wake = asyncio.get_running_loop().create_future()
+                await self._wake
+                self._wake = None
+        finally:
+            reader.cancel()
+            await asyncio.wait([reader])
+        if self.dropped:
+            await _close_within(self._request, self._ws, WSCloseCode.TRY_AGAIN_LATER, "too slow")
+        else:
+            await _close_normally(self._request, self._ws)
 
 
 async def _relay_order(
     request: web.Request, ws: web.WebSocketResponse, order_id: uuid.UUID, since: int
 ) -> None:
     """The order's events after `since` from Postgres, then live ones until terminal."""
-    orders = request.app[ORDERS]
-    with request.app[HUB].subscribe_order(order_id) as sub:
-        # Subscribed before reading the history, so that nothing published in between is
-        # missed; the follower drops what both deliver.
-        try:
-            order = await orders.get(order_id)
-        except OrderNotFound as exc:
-            await _close_with_error(ws, "order_not_found", str(exc), CLOSE_NOT_FOUND)
+    orders, hub = request.app[ORDERS], request.app[HUB]
+    follower = OrderFollower(ws, orders, hub, order_id, since)
+    relay = Relay(request, ws, follower.send)
+    # Subscribed before reading the history, so that nothing published in between is
+    # missed; the follower drops what both deliver.
+    with relay.subscribe(hub.subscribe_order, order_id):
+        terminal = (await orders.get(order_id)).status.is_terminal
+        if await follower.replay() or terminal:
+            await _close_normally(request, ws)
             return
-        follower = OrderFollower(ws, orders, request.app[HUB], order_id, since)
-        done = await follower.replay()
-        if not (done or order.status.is_terminal):
-            await _until_either_ends(ws, follower.follow(sub))
-        await ws.close(code=WSCloseCode.OK)
+        await relay.run()
 
 
-async def _stream_order(request: web.Request, ws: web.WebSocketResponse) -> None:
-    try:
-        order_id = parse_order_id(request.match_info["orderId"])
-        since = parse_int_param(request.query.get("since"), "since", default=0, low=0)
-    except ApiError as exc:
-        await _close_with_error(ws, exc.code, exc.message, CLOSE_BAD_REQUEST, exc.details)
-        return
-    await _relay_order(request, ws, order_id, since)
+def _stream_order(request: web.Request, ws: web.WebSocketResponse) -> Awaitable[None]:
+    order_id = parse_order_id(request.match_info["orderId"])
+    since = parse_int_param(request.query.get("since"), "since", default=0, low=0, high=MAX_SEQ)
+    return _relay_order(request, ws, order_id, since)
 
 
 async def _stream_wallet(request: web.Request, ws: web.WebSocketResponse) -> None:
-    try:
-        wallet = parse_wallet(request.query.get("wallet", ""))
-    except ApiError as exc:
-        await _close_with_error(ws, exc.code, exc.message, CLOSE_BAD_REQUEST, exc.details)
-        return
+    wallet = parse_wallet(request.query.get("wallet", ""))
 
-    with request.app[HUB].subscribe_wallet(wallet) as sub:
+    async def send(events: list[Delivery]) -> bool:
+        for event in events:
+            await ws.send_str(event.text)
+        return False
 
-        async def forward() -> None:
-            while True:
-                await ws.send_str((await sub.get()).text)
-
-        await _until_either_ends(ws, forward())
-    await ws.close(code=WSCloseCode.OK)
+    relay = Relay(request, ws, send)
+    with relay.subscribe(request.app[HUB].subscribe_wallet, wallet):
+        await relay.run()
 
 
 async def _execute_order(request: web.Request, ws: web.WebSocketResponse) -> None:
@@ -175,38 +280,19 @@ async def _execute_order(request: web.Request, ws: web.WebSocketResponse) -> Non
         async with asyncio.timeout(FIRST_MESSAGE_TIMEOUT_S):
             msg = await ws.receive()
     except TimeoutError:
-        await _close_with_error(
-            ws,
-            "validation_error",
-            f"no order received within {FIRST_MESSAGE_TIMEOUT_S:g} s",
-            CLOSE_BAD_REQUEST,
-        )
+        raise validation_error(
+            [FieldError("body", f"no order received within {FIRST_MESSAGE_TIMEOUT_S:g} s")]
+        ) from None
+    if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
         return
     if msg.type != WSMsgType.TEXT:
-        if msg.type not in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-            await _close_with_error(
-                ws,
-                "invalid_json",
-                "the first message must be a JSON text message",
-                CLOSE_BAD_REQUEST,
-            )
-        return
-    try:
-        new = parse_order(
-            parse_json(msg.data.encode()),
-            max_input_amount=request.app[SETTINGS].max_input_amount,
-        )
-    except ApiError as exc:
-        await _close_with_error(ws, exc.code, exc.message, CLOSE_BAD_REQUEST, exc.details)
-        return
-    try:
-        order = (await request.app[ORDERS].place(new, execute=True)).order
-    except (RateLimited, ClientOrderIdInUse) as exc:
-        refusal = from_domain_error(exc)
-        await _close_with_error(
-            ws, refusal.code, refusal.message, 4000 + refusal.status, fields=refusal.fields
-        )
-        return
+        raise ApiError(400, "invalid_json", "the first message must be a JSON text message")
+    settings = request.app[SETTINGS]
+    new = parse_order(
+        parse_json(msg.data, max_bytes=settings.max_body_bytes),
+        max_input_amount=settings.max_input_amount,
+    )
+    order = (await request.app[ORDERS].place(new, execute=True)).order
     await ws.send_json({"type": "accepted", "order": order_json(order)})
     await _relay_order(request, ws, order.id, 0)
 
@@ -214,54 +300,73 @@ async def _execute_order(request: web.Request, ws: web.WebSocketResponse) -> Non
 Session = Callable[[web.Request, web.WebSocketResponse], Awaitable[None]]
 
 
-async def _serve_socket(request: web.Request, session: Session) -> web.WebSocketResponse:
-    """What every socket shares: the per-client cap, heartbeats, the registry of open
-    sockets for shutdown, and how a slow client or a dependency outage ends it."""
+def _admit(request: web.Request) -> str:
+    """The client's address, once the per-client and total socket caps let it in; a
+    refusal is an HTTP answer, since nothing is upgraded yet."""
     settings = request.app[SETTINGS]
-    ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_s)
-    if not ws.can_prepare(request).ok:
-        raise validation_error([FieldError("Upgrade", "this route is a WebSocket")])
+    if len(request.app[WEBSOCKETS]) >= settings.ws_max_total:
+        raise ApiError(
+            503,
+            "unavailable",
+            f"the server holds its maximum of {settings.ws_max_total} WebSockets",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
     client = client_of(request)
-    per_client = request.app[WS_CLIENTS]
-    if per_client[client] >= settings.ws_max_per_client:
+    if request.app[WS_CLIENTS][client] >= settings.ws_max_per_client:
         raise ApiError(
             429,
             "rate_limited",
             f"at most {settings.ws_max_per_client} WebSockets per client address",
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )
+    return client
+
+
+async def _serve_socket(request: web.Request, session: Session) -> web.WebSocketResponse:
+    """What every socket shares: the caps, heartbeats, the registry of open sockets for
+    shutdown, and how any failure ends it once it is open."""
+    settings = request.app[SETTINGS]
+    # No compression: status messages are small, and a deflate context costs about
+    # 100 KB a socket. Clients send one order body at most, as bytes: the bounded parser
+    # decodes it, so that text that is not UTF-8 is a 4400 like any other bad body.
+    ws = web.WebSocketResponse(
+        heartbeat=settings.ws_heartbeat_s,
+        compress=False,
+        max_msg_size=settings.max_body_bytes,
+        decode_text=False,
+    )
+    if not ws.can_prepare(request).ok:
+        raise validation_error([FieldError("Upgrade", "this route is a WebSocket")])
+    client = _admit(request)
+    sockets, per_client = request.app[WEBSOCKETS], request.app[WS_CLIENTS]
+    # Counted from before the handshake, so that concurrent upgrades cannot pass the caps.
+    sockets.add(ws)
     per_client[client] += 1
     try:
-        await ws.prepare(request)
-        request.app[WEBSOCKETS].add(ws)
-        await session(request, ws)
-    except ConnectionResetError:
-        log.info("%s: the client went away mid-send", request.path)
-    except SubscriberDropped:
-        await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow; reconnect")
-    except DEPENDENCY_ERRORS as exc:
-        log.warning("%s: dependency unavailable: %r", request.path, exc)
-        await _close_with_error(
-            ws, "unavailable", "a dependency is unavailable", WSCloseCode.TRY_AGAIN_LATER
-        )
+        try:
+            await ws.prepare(request)
+        except ConnectionResetError:
+            # The 101 may be half written: nothing more, not even an HTTP error, follows.
+            log.info("%s: the client went away during the handshake", request.path)
+            return ws
+        try:
+            await session(request, ws)
+        except Exception as exc:
+            await _end(request, ws, exc)
     finally:
-        request.app[WEBSOCKETS].discard(ws)
+        sockets.discard(ws)
         per_client[client] -= 1
         if not per_client[client]:
             del per_client[client]
     return ws
 
 
-async def order_socket(request: web.Request) -> web.WebSocketResponse:
-    """/ws/orders/{orderId}?since=N"""
-    return await _serve_socket(request, _stream_order)
+# Each route is _serve_socket with its session: a partial, not a wrapping coroutine,
+# whose frame every open socket would keep.
 
-
-async def wallet_socket(request: web.Request) -> web.WebSocketResponse:
-    """/ws/orders?wallet=W: live status messages of every order of the wallet."""
-    return await _serve_socket(request, _stream_wallet)
-
-
-async def execute_socket(request: web.Request) -> web.WebSocketResponse:
-    """/api/orders/execute (GET with Upgrade): an order in, its statuses out."""
-    return await _serve_socket(request, _execute_order)
+# /ws/orders/{orderId}?since=N
+order_socket = functools.partial(_serve_socket, session=_stream_order)
+# /ws/orders?wallet=W: live status messages of every order of the wallet.
+wallet_socket = functools.partial(_serve_socket, session=_stream_wallet)
+# /api/orders/execute (GET with Upgrade): an order in, its statuses out.
+execute_socket = functools.partial(_serve_socket, session=_execute_order)

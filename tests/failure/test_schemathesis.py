@@ -1,8 +1,12 @@
-"""schemathesis against the real server process: no 5xx, nothing outside /openapi.json."""
+"""schemathesis against the real server process: no 5xx, nothing outside /openapi.json,
+and, following the document's links, order after order created, executed, cancelled
+and listed."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -11,6 +15,7 @@ import pytest
 
 from tests.failure.conftest import SpawnServer
 
+ROOT = Path(__file__).resolve().parents[2]
 CHECKS = ",".join(
     [
         "not_a_server_error",
@@ -20,26 +25,26 @@ CHECKS = ",".join(
         "response_schema_conformance",
     ]
 )
+# After a link: a resource just created is there, and one gone stays gone.
+STATEFUL_CHECKS = CHECKS + ",ensure_resource_availability,use_after_free"
 
 
-@pytest.mark.slow
-async def test_schemathesis_finds_nothing(spawn_server: SpawnServer, tmp_path: Path) -> None:
+async def run_schemathesis(
+    base_url: str, cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> str:
     st = shutil.which("st", path=str(Path(sys.executable).parent))
     assert st is not None, "schemathesis is in the dev extra: pip install -e '.[dev]'"
-    server = await spawn_server()
     process = await asyncio.create_subprocess_exec(
         st,
         "run",
-        f"{server.base_url}/openapi.json",
-        "--checks",
-        CHECKS,
-        "--max-examples",
-        "100",
+        f"{base_url}/openapi.json",
+        *args,
         # One worker: the coverage phase has failed on a thread race inside Hypothesis.
         "--workers",
         "1",
         "--no-color",
-        cwd=tmp_path,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -47,3 +52,49 @@ async def test_schemathesis_finds_nothing(spawn_server: SpawnServer, tmp_path: P
     report = output.decode(errors="replace")
     assert process.returncode == 0, report[-6000:]
     assert " passed" in report
+    return report
+
+
+@pytest.mark.slow
+async def test_schemathesis_finds_nothing(spawn_server: SpawnServer, tmp_path: Path) -> None:
+    server = await spawn_server()
+    await run_schemathesis(
+        server.base_url,
+        tmp_path,
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--checks",
+        CHECKS,
+        "--max-examples",
+        "100",
+    )
+
+
+@pytest.mark.slow
+async def test_schemathesis_follows_the_order_links_and_finds_nothing(
+    spawn_server: SpawnServer, tmp_path: Path
+) -> None:
+    """Stateful: create -> execute -> cancel -> get -> list, by the links of each order
+    response, with real order bodies (tests/failure/schemathesis_hooks.py)."""
+    server = await spawn_server(MOCK_DEX_EXECUTION_DELAY_MS="20")
+    report = await run_schemathesis(
+        server.base_url,
+        tmp_path,
+        "--phases",
+        "stateful",
+        "--checks",
+        STATEFUL_CHECKS,
+        "--max-examples",
+        "100",
+        "--seed",
+        "2",
+        env={
+            "PYTHONPATH": str(ROOT),
+            "SCHEMATHESIS_HOOKS": "tests.failure.schemathesis_hooks",
+        },
+    )
+    covered = re.search(r"API Links:\s+(\d+) covered", report)
+    assert covered is not None, report[-3000:]
+    # Links are walked only from orders that were created: without real order bodies
+    # none is, and none is covered (with them and this seed, 10 of 36, run after run).
+    assert int(covered.group(1)) >= 8, report[-3000:]

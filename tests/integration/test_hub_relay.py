@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from order_engine.api.serialize import encode_event
 from order_engine.domain.events import Cancelled, OrderEvent
 from order_engine.domain.orders import OrderStatus
-from order_engine.hub import Hub
+from order_engine.hub import Delivery, Hub, Subscription
 from tests.support import OTHER_WALLET, WALLET
 
 
@@ -27,6 +27,38 @@ def event(order_id: uuid.UUID, seq: int, wallet: str = WALLET) -> OrderEvent:
         timestamp=datetime.now(UTC),
         data=Cancelled(reason=f"event {seq}"),
     )
+
+
+class Collector:
+    """What a subscription received, awaited as the relay delivers it."""
+
+    def __init__(self) -> None:
+        self.events: list[Delivery] = []
+        self._arrived = asyncio.Event()
+        self.sub: Subscription | None = None
+
+    def notify(self) -> None:
+        self._arrived.set()
+
+    async def first(self, count: int) -> list[Delivery]:
+        assert self.sub is not None
+        async with asyncio.timeout(5):
+            while True:
+                self._arrived.clear()
+                self.events.extend(self.sub.take())
+                if len(self.events) >= count:
+                    return self.events[:count]
+                await self._arrived.wait()
+
+
+def collect(hub: Hub, order_id: uuid.UUID | None = None, wallet: str | None = None) -> Collector:
+    collector = Collector()
+    if order_id is not None:
+        collector.sub = hub.subscribe_order(order_id, notify=collector.notify)
+    else:
+        assert wallet is not None
+        collector.sub = hub.subscribe_wallet(wallet, notify=collector.notify)
+    return collector
 
 
 @pytest.fixture
@@ -46,20 +78,19 @@ async def test_event_published_on_one_hub_reaches_the_other_once(
 ) -> None:
     here, there = hubs
     order_id = uuid.uuid4()
-    with (
-        here.subscribe_order(order_id) as local,
-        there.subscribe_order(order_id) as remote,
-        there.subscribe_wallet(WALLET) as by_wallet,
-    ):
-        await here.publish([event(order_id, 1)])
-        # A batch of events crosses as one message, each delivered in order.
-        await here.publish([event(order_id, 2), event(order_id, 3)])
-        got_remote = [await asyncio.wait_for(remote.get(), 5) for _ in range(3)]
-        got_wallet = [await asyncio.wait_for(by_wallet.get(), 5) for _ in range(3)]
-        # Redis delivers a channel's messages in order: once the other hub's event 4 is
-        # here, this hub's relay has also seen (and must have skipped) its own echoes of 1-3.
-        await there.publish([event(order_id, 4)])
-        got_local = [await asyncio.wait_for(local.get(), 5) for _ in range(4)]
+    local = collect(here, order_id)
+    remote = collect(there, order_id)
+    by_wallet = collect(there, wallet=WALLET)
+    await here.publish([event(order_id, 1)])
+    # A batch of events crosses as one message, each delivered in order.
+    await here.publish([event(order_id, 2), event(order_id, 3)])
+    got_remote = await remote.first(3)
+    got_wallet = await by_wallet.first(3)
+    # Redis delivers a channel's messages in order: once the other hub's event 4 is
+    # here, this hub's relay has also seen (and must have skipped) its own echoes of 1-3.
+    await there.publish([event(order_id, 4)])
+    got_local = await local.first(4)
+    assert len(local.events) == 4
     assert [e.seq for e in got_remote] == [1, 2, 3]
     assert [e.seq for e in got_wallet] == [1, 2, 3]
     assert json.loads(got_remote[0].text)["data"] == {"reason": "event 1"}
@@ -69,8 +100,11 @@ async def test_event_published_on_one_hub_reaches_the_other_once(
 async def test_subscribers_hear_only_their_order_and_wallet(hubs: tuple[Hub, Hub]) -> None:
     here, _ = hubs
     mine, theirs = uuid.uuid4(), uuid.uuid4()
-    with here.subscribe_order(mine) as sub, here.subscribe_wallet(WALLET) as wallet_sub:
-        await here.publish([event(theirs, 1, wallet=OTHER_WALLET), event(mine, 1)])
-        assert (await sub.get()).order_id == mine
-        assert (await wallet_sub.get()).order_id == mine
+    by_order, by_wallet = collect(here, mine), collect(here, wallet=WALLET)
+    await here.publish([event(theirs, 1, wallet=OTHER_WALLET), event(mine, 1)])
+    assert [e.order_id for e in await by_order.first(1)] == [mine]
+    assert [e.order_id for e in await by_wallet.first(1)] == [mine]
+    for collector in (by_order, by_wallet):
+        assert collector.sub is not None
+        collector.sub.leave()
     assert here.subscriber_count == 0

@@ -6,7 +6,6 @@ passed anyway so nothing here is a stand-in.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
@@ -23,7 +22,6 @@ from order_engine.domain.orders import OrderStatus
 from order_engine.hub import (
     Delivery,
     Hub,
-    SubscriberDropped,
     Subscription,
     decode_relay,
     encode_relay,
@@ -39,58 +37,42 @@ def make_hub(redis: aioredis.Redis, redis_prefix: str, buffer_size: int) -> Hub:
     return Hub(redis, f"{redis_prefix}events", buffer_size=buffer_size, encode=encode_event)
 
 
-async def next_event(sub: Subscription) -> Delivery:
-    """The next event, failing rather than hanging if delivery is broken.
-
-    deliver_local is synchronous, so a correct hub has the event buffered already; the
-    timeout only turns a regression into a failure instead of a stuck test run.
-    """
-    return await asyncio.wait_for(sub.get(), timeout=2)
-
-
-async def test_subscription_returns_buffered_events_in_order() -> None:
+def test_subscription_returns_buffered_events_in_order() -> None:
     sub = Subscription(buffer_size=3)
     events = [event(seq=n) for n in (1, 2, 3)]
     for e in events:
         assert sub.deliver(e)
-    assert [await next_event(sub) for _ in events] == events
+    assert sub.take() == events
+    assert sub.take() == []
     assert not sub.dropped
 
 
-async def test_subscription_get_waits_for_the_next_delivery() -> None:
-    sub = Subscription(buffer_size=1)
-    waiting = asyncio.create_task(sub.get())
-    # One turn of the loop (no timed wait) so the reader is parked on the empty buffer
-    # before anything arrives; otherwise this would only re-test buffered reads.
-    await asyncio.sleep(0)
-    assert not waiting.done()
-    expected = event()
-    sub.deliver(expected)
-    assert await asyncio.wait_for(waiting, timeout=2) == expected
+def test_subscriber_is_notified_when_its_empty_buffer_gets_an_event() -> None:
+    calls: list[int] = []
+    sub = Subscription(buffer_size=3, notify=lambda: calls.append(1))
+    sub.deliver(event(seq=1))
+    sub.deliver(event(seq=2))
+    # Once per empty-to-not-empty: the subscriber takes everything buffered at once.
+    assert len(calls) == 1
+    sub.take()
+    sub.deliver(event(seq=3))
+    assert len(calls) == 2
 
 
-async def test_overflowing_subscription_is_dropped_and_reader_gets_subscriber_dropped() -> None:
-    sub = Subscription(buffer_size=2)
+def test_overflowing_subscription_is_dropped_once_and_keeps_nothing() -> None:
+    drops: list[int] = []
+    sub = Subscription(buffer_size=2, on_drop=lambda: drops.append(1))
     assert sub.deliver(event(seq=1))
     assert sub.deliver(event(seq=2))
     assert not sub.dropped
     # The third event does not fit: the publisher must not wait for a slow reader.
     assert not sub.deliver(event(seq=3))
     assert sub.dropped
+    assert not sub.deliver(event(seq=4))
+    assert drops == [1]
     # Buffered events are not handed out after a drop: the reader has a gap either way
     # and must catch up by replay from Postgres.
-    with pytest.raises(SubscriberDropped):
-        await sub.get()
-
-
-async def test_dropped_subscription_refuses_further_events() -> None:
-    sub = Subscription(buffer_size=1)
-    sub.deliver(event(seq=1))
-    sub.deliver(event(seq=2))
-    assert sub.dropped
-    assert not sub.deliver(event(seq=3))
-    with pytest.raises(SubscriberDropped):
-        await sub.get()
+    assert sub.take() == []
 
 
 async def test_deliver_local_reaches_its_subscribers_and_no_others(
@@ -107,8 +89,8 @@ async def test_deliver_local_reaches_its_subscribers_and_no_others(
         hub.deliver_local(own)
         assert not by_order.dropped
         assert not by_wallet.dropped
-        assert await next_event(by_order) == own
-        assert await next_event(by_wallet) == own
+        assert by_order.take() == [own]
+        assert by_wallet.take() == [own]
 
 
 async def test_wallet_subscriber_gets_every_order_of_that_wallet(
@@ -119,7 +101,7 @@ async def test_wallet_subscriber_gets_every_order_of_that_wallet(
     with hub.subscribe_wallet(WALLET) as by_wallet:
         hub.deliver_local(first)
         hub.deliver_local(second)
-        assert [await next_event(by_wallet), await next_event(by_wallet)] == [first, second]
+        assert by_wallet.take() == [first, second]
 
 
 async def test_every_subscriber_of_an_order_gets_the_event(
@@ -130,8 +112,8 @@ async def test_every_subscriber_of_an_order_gets_the_event(
     with hub.subscribe_order(order_id) as one, hub.subscribe_order(order_id) as two:
         published = event(order_id)
         hub.deliver_local(published)
-        assert await next_event(one) == published
-        assert await next_event(two) == published
+        assert one.take() == [published]
+        assert two.take() == [published]
 
 
 async def test_leaving_the_subscription_stops_delivery(
@@ -149,24 +131,30 @@ async def test_leaving_the_subscription_stops_delivery(
     assert not by_wallet.dropped
 
 
-async def test_slow_subscriber_is_dropped_without_affecting_others(
+async def test_slow_subscriber_is_dropped_at_once_with_one_log_line(
     redis: aioredis.Redis, redis_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     hub = make_hub(redis, redis_prefix, buffer_size=2)
     order_id = uuid.uuid4()
-    with hub.subscribe_order(order_id) as slow, hub.subscribe_order(order_id) as fast:
+    drops: list[int] = []
+    with (
+        hub.subscribe_order(order_id, on_drop=lambda: drops.append(1)) as slow,
+        hub.subscribe_order(order_id) as fast,
+    ):
         first = event(order_id, seq=1)
         hub.deliver_local(first)
-        assert await next_event(fast) == first
+        assert fast.take() == [first]
         with caplog.at_level(logging.WARNING, logger="order_engine.hub"):
-            hub.deliver_local(event(order_id, seq=2))
-            hub.deliver_local(event(order_id, seq=3))
+            for seq in range(2, 10):
+                hub.deliver_local(event(order_id, seq=seq))
+                fast.take()
         assert slow.dropped
         assert not fast.dropped
-        assert [(await next_event(fast)).seq, (await next_event(fast)).seq] == [2, 3]
-        with pytest.raises(SubscriberDropped):
-            await slow.get()
-    assert any("dropped a slow subscriber" in r.getMessage() for r in caplog.records)
+        # Told at the overflow, not when it next reads; out of the hub from then on.
+        assert drops == [1]
+        assert hub.subscriber_count == 1
+    lines = [r for r in caplog.records if "dropped a slow subscriber" in r.getMessage()]
+    assert len(lines) == 1
 
 
 def test_a_relayed_batch_decodes_to_the_same_deliveries_and_origin() -> None:

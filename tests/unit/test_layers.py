@@ -27,6 +27,7 @@ ROOMS = [
     "migrations",
     "leader",
     "processes",
+    "memory",
     "batch",
     "outage",
     "logs",

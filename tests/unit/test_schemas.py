@@ -16,11 +16,11 @@ from order_engine.api.schemas import (
     camel,
     is_solana_address,
     parse_int_param,
-    parse_json,
     parse_order,
     parse_order_id,
     parse_wallet,
 )
+from order_engine.api.strict_json import parse_json
 from order_engine.domain.orders import OrderType
 from tests.support import WALLET, order_body
 
