@@ -6,7 +6,10 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
 
+import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from order_engine.api.access import client_of
@@ -26,9 +29,11 @@ from order_engine.api.schemas import (
     parse_order_id,
     parse_wallet,
 )
-from order_engine.api.serialize import order_json
-from order_engine.appkeys import HUB, ORDERS, SETTINGS, WEBSOCKETS, WS_CLIENTS
+from order_engine.api.serialize import order_json, price_message
+from order_engine.appkeys import CHAIN_CLIENT, HUB, ORDERS, SETTINGS, WEBSOCKETS, WS_CLIENTS
+from order_engine.chain.client import ChainClient
 from order_engine.domain.errors import ClientOrderIdInUse, OrderNotFound, RateLimited
+from order_engine.domain.orders import Order, OrderStatus
 from order_engine.hub import Delivery, Hub, SubscriberDropped, Subscription
 from order_engine.outage import DEPENDENCY_ERRORS
 
@@ -41,6 +46,8 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_CONFLICT = 4409
 CLOSE_RATE_LIMITED = 4429
 FIRST_MESSAGE_TIMEOUT_S = 30.0
+# A resting order's sockets get its pair's price at most this often (API.md).
+PRICE_INTERVAL_S = 1.0
 
 
 async def _close_with_error(
@@ -74,12 +81,16 @@ class OrderFollower:
         hub: Hub,
         order_id: uuid.UUID,
         since: int,
+        status: OrderStatus | None = None,
     ) -> None:
+        """`status`: the order's status now, when its sends should keep track of it (a
+        resting order's sockets, which get prices only while it is `waiting`)."""
         self._ws = ws
         self._orders = orders
         self._hub = hub
         self._order_id = order_id
         self.last_seq = since
+        self.status = status
 
     async def replay(self) -> bool:
         """Send what Postgres holds after the last seq sent; True if that ends the order."""
@@ -94,6 +105,9 @@ class OrderFollower:
             if event.seq > self.last_seq + 1:
                 missed = await self._orders.events(self._order_id, after_seq=self.last_seq)
                 return await self.send(self._hub.delivery(e) for e in missed if e.seq <= event.seq)
+            if self.status is not None:
+                # Before the send, so that no price follows the message that ended the wait.
+                self.status = OrderStatus(orjson.loads(event.text)["status"])
             await self._ws.send_str(event.text)
             self.last_seq = event.seq
             if event.terminal:
@@ -111,22 +125,42 @@ async def _until_client_leaves(ws: web.WebSocketResponse) -> None:
         pass  # Clients have nothing more to say on these sockets; reading answers pings.
 
 
-async def _until_either_ends(ws: web.WebSocketResponse, live: Awaitable[None]) -> None:
-    """Run `live` until it ends or the client leaves; re-raise what `live` raised."""
-    live_task = asyncio.ensure_future(live)
+async def _until_either_ends(
+    ws: web.WebSocketResponse, live: Awaitable[None], *alongside: Awaitable[None]
+) -> None:
+    """Run `live`, and what runs `alongside` it, until one of them ends or the client
+    leaves; re-raise what `live` or one alongside raised."""
+    own = [asyncio.ensure_future(live), *map(asyncio.ensure_future, alongside)]
     client = asyncio.create_task(_until_client_leaves(ws))
-    await asyncio.wait({live_task, client}, return_when=asyncio.FIRST_COMPLETED)
-    for task in (live_task, client):
+    await asyncio.wait({*own, client}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (*own, client):
         task.cancel()
-    await asyncio.gather(live_task, client, return_exceptions=True)
-    if not live_task.cancelled() and live_task.exception() is not None:
-        raise live_task.exception()  # type: ignore[misc]
+    await asyncio.gather(*own, client, return_exceptions=True)
+    for task in own:
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+
+async def _send_prices(
+    ws: web.WebSocketResponse, follower: OrderFollower, order: Order, chain: ChainClient
+) -> None:
+    """While the order rests, its pair's best price, when it changed, at most once every
+    PRICE_INTERVAL_S; from this process's view of the chain, so from any process."""
+    sent: Decimal | None = None
+    while True:
+        if follower.status is OrderStatus.WAITING:
+            price = chain.best_price(order.input_token, order.output_token)
+            if price is not None and price != sent:
+                await ws.send_str(price_message(order.id, price, datetime.now(UTC)))
+                sent = price
+        await asyncio.sleep(PRICE_INTERVAL_S)
 
 
 async def _relay_order(
     request: web.Request, ws: web.WebSocketResponse, order_id: uuid.UUID, since: int
 ) -> None:
-    """The order's events after `since` from Postgres, then live ones until terminal."""
+    """The order's events after `since` from Postgres, then live ones until terminal;
+    and, while a limit or sniper order rests, its pair's price now and then."""
     orders = request.app[ORDERS]
     with request.app[HUB].subscribe_order(order_id) as sub:
         # Subscribed before reading the history, so that nothing published in between is
@@ -136,10 +170,14 @@ async def _relay_order(
         except OrderNotFound as exc:
             await _close_with_error(ws, "order_not_found", str(exc), CLOSE_NOT_FOUND)
             return
-        follower = OrderFollower(ws, orders, request.app[HUB], order_id, since)
+        rests = order.type.rests
+        follower = OrderFollower(
+            ws, orders, request.app[HUB], order_id, since, order.status if rests else None
+        )
         done = await follower.replay()
         if not (done or order.status.is_terminal):
-            await _until_either_ends(ws, follower.follow(sub))
+            prices = [_send_prices(ws, follower, order, request.app[CHAIN_CLIENT])] if rests else []
+            await _until_either_ends(ws, follower.follow(sub), *prices)
         await ws.close(code=WSCloseCode.OK)
 
 

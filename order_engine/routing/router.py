@@ -7,7 +7,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import Context, Decimal
 
 import attrs
 
@@ -62,6 +62,16 @@ def choose_route(candidates: Sequence[Route]) -> Route:
 def min_amount_out(quoted: Decimal, slippage_bps: int, token: Token) -> Decimal:
     """The least the swap may pay: the quote less the slippage tolerance, rounded down."""
     return token.round_down(quoted * (BPS - slippage_bps) / BPS)
+
+
+# Wide enough that an amount times a price is exact before it is rounded to base units.
+_EXACT = Context(prec=100)
+
+
+def limit_amount_out(amount_in: Decimal, limit_price: Decimal, token: Token) -> Decimal:
+    """The least a swap of `amount_in` may pay at `limit_price` (output per input): rounded
+    up to the output token's base units, so that the limit is never breached."""
+    return token.round_up(_EXACT.multiply(amount_in, limit_price))
 
 
 class Router:
