@@ -10,7 +10,7 @@ index only checks the orders whose limit it reaches.
 
 from __future__ import annotations
 
-from decimal import Context, Decimal
+from decimal import ROUND_CEILING, Context, Decimal
 
 from order_engine.chain.market import DEXES, Market
 from order_engine.chain.model import curve_of
@@ -18,7 +18,8 @@ from order_engine.routing.pools import BPS, Pool
 from order_engine.routing.router import HUBS
 from order_engine.routing.venues import NoPool
 
-_PRICE = Context(prec=18)
+# Rounded up, so that the bound stays a bound.
+_PRICE = Context(prec=18, rounding=ROUND_CEILING)
 
 
 def marginal_price(pool: Pool, input_symbol: str) -> Decimal:

@@ -12,11 +12,15 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import attrs
 
+from order_engine.appkeys import DB_POOL, HUB, QUEUE, ROUTER
 from order_engine.domain.errors import StatusConflict
 from order_engine.domain.events import Cancelled, Routed, Waiting
 from order_engine.domain.orders import Changes, NewOrder, OrderStatus, OrderType
-from order_engine.domain.routes import DIRECT, Quote, Route
+from order_engine.domain.routes import DIRECT, Quote, Route, price_of
+from order_engine.routing.router import limit_amount_out, min_amount_out
+from order_engine.routing.tokens import TOKENS
 from order_engine.store.orders import OrderStore, create_pool
 from tests.conftest import AppClient
 from tests.support import OTHER_WALLET, WALLET, Client, execute, follow_order
@@ -321,3 +325,84 @@ async def test_in_postgres_a_claim_and_a_cancel_of_each_order_have_one_winner(
         ("routing", ("routing",)),
         ("cancelled", ("cancelled",)),
     }
+
+
+async def test_a_limit_order_whose_price_moved_away_before_its_swap_fails_slippage(
+    client: Client, db: asyncpg.Connection
+) -> None:
+    """Fired on a route paying 1 % more than the pool pays by the time its swap lands, a
+    limit order fails `slippage_exceeded`: its minAmountOut is inputAmount times limitPrice
+    whatever the slippage tolerance, and it does not go back to resting."""
+    app = client.app
+    store, router = OrderStore(app[DB_POOL], hub=app[HUB]), app[ROUTER]
+    new = attrs.evolve(LIMIT, input_amount=Decimal(2), slippage_bps=5000)
+    now = await router.route(TOKENS["SOL"], TOKENS["USDC"], new.input_amount)
+    # At firing, the route paid 1 % more than now; the limit is what that paid.
+    then = attrs.evolve(
+        now.route, amount_out=TOKENS["USDC"].round_down(now.route.amount_out * Decimal("1.01"))
+    )
+    limit_price = price_of(new.input_amount, then.amount_out)
+    new = attrs.evolve(new, limit_price=limit_price)
+    order, _ = await store.insert_order(new, queued=False)
+    await store.transition(order.id, OrderStatus.WAITING, Waiting(expires_at=None, slot=1))
+    await store.transition(
+        order.id,
+        OrderStatus.ROUTING,
+        Routed(quotes=now.quotes, route=then),
+        Changes(route=then, dex=then.dex, quoted_amount_out=then.amount_out, attempts=1),
+        only_from=OrderStatus.WAITING,
+    )
+    await app[QUEUE].enqueue(order.id)
+    messages = await follow_statuses(client, str(order.id))
+    assert [m["status"] for m in messages] == [
+        *RESTED,
+        "routing",
+        "building",
+        "submitted",
+        "failed",
+    ]
+    floor = limit_amount_out(new.input_amount, limit_price, TOKENS["USDC"])
+    assert Decimal(messages[3]["data"]["minAmountOut"]) == floor
+    assert messages[-1]["data"]["code"] == "slippage_exceeded"
+    landed = "SELECT count(*) FROM chain_transactions WHERE order_id = $1 AND status = 'landed'"
+    assert await db.fetchval(landed, order.id) == 0
+
+
+async def test_a_limit_already_reached_fires_at_once_with_the_slippage_floor_above_it(
+    client: Client,
+) -> None:
+    """Created first and executed later, a limit order whose price is there already fires
+    in the next slot; with its limit far below the quote, the slippage floor bounds it."""
+    resp = await client.post(
+        "/api/orders", json={**_body(), "type": "limit", "limitPrice": "100", "inputAmount": "1"}
+    )
+    assert resp.status == 201
+    order = await resp.json()
+    assert order["status"] == "pending"
+    assert (await client.post(f"/api/orders/{order['orderId']}/execute")).status == 202
+    messages = await follow_statuses(client, order["orderId"])
+    assert [m["status"] for m in messages] == RESTED + FIRED
+    quoted = Decimal(messages[2]["data"]["route"]["amountOut"])
+    assert Decimal(messages[3]["data"]["minAmountOut"]) == min_amount_out(
+        quoted, 50, TOKENS["USDC"]
+    )
+
+
+async def test_a_sniper_with_a_limit_waits_after_its_launch_until_the_price_suits_it(
+    client: Client,
+) -> None:
+    """Its pool launches at 20,000 POPCAT a SOL; it wants 30,000 at least, so it rests on
+    until a second pool, on the other DEX, offers that."""
+    order = await execute(
+        client, type="sniper", outputToken="POPCAT", inputAmount="0.1", limitPrice="30000"
+    )
+    await until_status(client, order["orderId"], "waiting")
+    pool = {"tokenA": "POPCAT", "tokenB": "SOL", "reserveB": "250"}
+    await launch(client, {**pool, "dex": "raydium", "reserveA": "5000000"})
+    await launch(client, {**pool, "dex": "raydium", "tokenA": "MEW", "reserveA": "1000"})
+    current = await (await client.get(f"/api/orders/{order['orderId']}")).json()
+    assert current["status"] == "waiting"
+    await launch(client, {**pool, "dex": "meteora", "reserveA": "10000000"})
+    messages = await follow_statuses(client, order["orderId"])
+    assert [m["status"] for m in messages] == RESTED + FIRED
+    assert Decimal(messages[-1]["data"]["executedPrice"]) >= 30000
