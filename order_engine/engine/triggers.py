@@ -46,8 +46,8 @@ from order_engine.store.orders import OrderStore
 log = logging.getLogger(__name__)
 
 # Candidates checked at once: the loop gets a turn between two groups, so that a slot
-# that fires thousands of orders does not hold up the rest of the process.
-CHECK_GROUP = 200
+# that fires thousands of orders does not hold up the rest of the process for long.
+CHECK_GROUP = 500
 
 
 @attrs.frozen
@@ -176,9 +176,7 @@ class TriggerWatcher:
                 candidates += self.index.crossed(pair, float(price))
         firings: list[asyncio.Task[list[bool]]] = []
         for start in range(0, len(candidates), CHECK_GROUP):
-            group = candidates[start : start + CHECK_GROUP]
-            decisions = await asyncio.gather(*(self._decide(order) for order in group))
-            ready = [(o, d) for o, d in zip(group, decisions, strict=True) if d is not None]
+            ready = await self._decide(candidates[start : start + CHECK_GROUP])
             if ready:
                 firings.append(asyncio.create_task(self._fire_all(ready)))
         check_s = time.perf_counter() - started
@@ -198,30 +196,52 @@ class TriggerWatcher:
             self._on_pass(result)
         return result
 
-    async def _decide(self, order: RestingOrder) -> RoutingDecision | None:
-        """The route to fire `order` with, or None after putting it back to wait."""
-        try:
-            decision = await self._router.route(
-                TOKENS[order.input_token], TOKENS[order.output_token], order.input_amount
+    async def _decide(
+        self, group: list[RestingOrder]
+    ) -> list[tuple[RestingOrder, RoutingDecision]]:
+        """The orders of `group` to fire now, each with its route; the others are put back
+        to wait. The orders of a pair are routed together (Router.route_many)."""
+        by_pair: dict[tuple[str, str], list[RestingOrder]] = {}
+        for order in group:
+            by_pair.setdefault(order.pair, []).append(order)
+        routed = await asyncio.gather(
+            *(
+                self._router.route_many(
+                    TOKENS[src], TOKENS[dst], [order.input_amount for order in orders]
+                )
+                for (src, dst), orders in by_pair.items()
             )
-        except QuotesUnavailable:
+        )
+        ready = []
+        for orders, decisions in zip(by_pair.values(), routed, strict=True):
+            for order, decision in zip(orders, decisions, strict=True):
+                if self._passes(order, decision):
+                    assert isinstance(decision, RoutingDecision)
+                    ready.append((order, decision))
+        return ready
+
+    def _passes(
+        self, order: RestingOrder, decision: RoutingDecision | NoRoute | QuotesUnavailable
+    ) -> bool:
+        """Whether `order` fires on `decision`; if not, it is put back to wait."""
+        if isinstance(decision, QuotesUnavailable):
             self.index.check_later(order)
-            return None
-        except NoRoute:
+            return False
+        if isinstance(decision, NoRoute):
             if order.type is OrderType.SNIPER:
                 self.index.wait_for_launch(order)
             else:
                 self.index.raise_key(order, best=self._best(order), achieved=0.0)
-            return None
+            return False
         if order.limit_price is None:
-            return decision
+            return True
         floor = limit_amount_out(order.input_amount, order.limit_price, TOKENS[order.output_token])
         amount_out = decision.route.amount_out
         if amount_out >= floor:
-            return decision
+            return True
         achieved = float(price_of(order.input_amount, amount_out))
         self.index.raise_key(order, best=max(self._best(order), achieved), achieved=achieved)
-        return None
+        return False
 
     def _best(self, order: RestingOrder) -> float:
         price = self._chain.best_price(*order.pair)

@@ -57,7 +57,8 @@ async def place(servers: list[ServerProcess], count: int) -> list[str]:
 
 async def until_resting(db: asyncpg.Connection, count: int) -> None:
     async def resting() -> bool:
-        return await db.fetchval("SELECT count(*) FROM orders WHERE status = 'waiting'") == count
+        waiting = await db.fetchval("SELECT count(*) FROM orders WHERE status = 'waiting'")
+        return int(waiting) == count
 
     await poll(resting, 30)
 
