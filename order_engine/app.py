@@ -16,16 +16,7 @@ import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, web
 
 from order_engine.api.access import request_context_middleware, send_request_id
-from order_engine.api.auth import auth_middleware
-from order_engine.api.errors import body_middleware, error_middleware
-from order_engine.api.health_service import Check, HealthCheck, condition
-from order_engine.api.idempotency import purge_periodically
-from order_engine.api.metrics import metrics_middleware
-from order_engine.api.orders_service import OrderService
-from order_engine.api.ratelimit import SubmissionLimiter
-from order_engine.api.routes import setup_routes
-from order_engine.api.serialize import encode_event
-from order_engine.appkeys import (
+from order_engine.api.appkeys import (
     CHAIN_CLIENT,
     DB_POOL,
     HEALTH,
@@ -45,6 +36,15 @@ from order_engine.appkeys import (
     WORKERS,
     WS_CLIENTS,
 )
+from order_engine.api.auth import auth_middleware
+from order_engine.api.errors import body_middleware, error_middleware
+from order_engine.api.health_service import Check, HealthCheck, condition
+from order_engine.api.idempotency import purge_periodically
+from order_engine.api.metrics import metrics_middleware
+from order_engine.api.orders_service import OrderService
+from order_engine.api.ratelimit import SubmissionLimiter
+from order_engine.api.routes import setup_routes
+from order_engine.api.serialize import encode_event
 from order_engine.chain.client import ChainClient
 from order_engine.chain.ledger import Ledger
 from order_engine.chain.market import genesis_pools

@@ -21,7 +21,7 @@ def decimal_str(value: Decimal) -> str:
 def timestamp_str(value: datetime) -> str:
     """ISO-8601 UTC with milliseconds: 2026-11-24T10:15:30.123Z."""
     utc = value.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return utc.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 # Values as JSON without losing a digit, for what the engine and the chain store and send

@@ -81,6 +81,12 @@ def encode_relay(origin: str, deliveries: Iterable[Delivery]) -> str:
     return "\n".join(lines)
 
 
+def relay_origin(payload: str | bytes) -> str:
+    """The process that published a relayed batch, read without decoding the rest."""
+    text = payload.decode() if isinstance(payload, bytes) else payload
+    return text.partition("\n")[0]
+
+
 def decode_relay(payload: str | bytes) -> tuple[str, list[Delivery]]:
     text = payload.decode() if isinstance(payload, bytes) else payload
     origin, *lines = text.split("\n")
@@ -189,10 +195,13 @@ class Hub:
                 await pubsub.subscribe(self._channel)
                 self._relay_ready.set()
                 async for message in pubsub.listen():
-                    origin, deliveries = decode_relay(message["data"])
-                    if origin != self._origin:
-                        for delivery in deliveries:
-                            self.deliver_local(delivery)
+                    # Every process hears its own batches too: they were delivered here
+                    # before they were published.
+                    if relay_origin(message["data"]) == self._origin:
+                        continue
+                    _, deliveries = decode_relay(message["data"])
+                    for delivery in deliveries:
+                        self.deliver_local(delivery)
             except (RedisError, OSError) as exc:
                 log.warning("hub relay lost Redis (%s); resubscribing", exc)
                 self._relay_ready.set()

@@ -65,6 +65,11 @@ class Leadership:
                 log.info("took the lead as %s", self._role.name)
             return self._leading
 
+    async def resign(self) -> None:
+        """Give the lead up (its lock may already be gone with its connection): the next
+        try_lead starts from a new connection."""
+        await self.close()
+
     async def close(self) -> None:
         async with self._mutex:
             if self._conn is not None:

@@ -10,9 +10,9 @@ import jsonschema_rs
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from order_engine.api.appkeys import SETTINGS
 from order_engine.api.dashboard import ui_routes
 from order_engine.api.routes import setup_routes
-from order_engine.appkeys import SETTINGS
 from order_engine.config import Settings
 from order_engine.domain.orders import NewOrder, OrderType
 

@@ -17,8 +17,8 @@ from time import perf_counter
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 
+from order_engine.api.appkeys import SETTINGS
 from order_engine.api.errors import Handler
-from order_engine.appkeys import SETTINGS
 from order_engine.config import Networks
 from order_engine.logs import ORDER_ID, REQUEST_ID
 

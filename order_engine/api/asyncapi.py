@@ -8,6 +8,7 @@ import functools
 from aiohttp import WSCloseCode, web
 
 from order_engine.api import openapi
+from order_engine.api.appkeys import SETTINGS
 from order_engine.api.openapi import Schema
 from order_engine.api.ws import (
     CLOSE_BAD_REQUEST,
@@ -15,7 +16,6 @@ from order_engine.api.ws import (
     CLOSE_NOT_FOUND,
     CLOSE_RATE_LIMITED,
 )
-from order_engine.appkeys import SETTINGS
 from order_engine.config import Settings
 
 # Every close code a socket of the server ends with, and why.

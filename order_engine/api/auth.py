@@ -7,8 +7,8 @@ import hmac
 
 from aiohttp import hdrs, web
 
+from order_engine.api.appkeys import SETTINGS
 from order_engine.api.errors import ApiError, Handler
-from order_engine.appkeys import SETTINGS
 
 HEADER = "X-API-Key"
 PROTECTED_PREFIXES = ("/api/", "/ws")

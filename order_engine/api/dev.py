@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from order_engine.api.appkeys import CHAIN_CLIENT, SETTINGS
 from order_engine.api.schemas import parse_json, parse_pool
-from order_engine.appkeys import CHAIN_CLIENT, SETTINGS
 from order_engine.chain.market import DEXES, new_pool
 from order_engine.domain.routes import price_of
 from order_engine.formats import decimal_str

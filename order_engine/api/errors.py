@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable, Sequence
 import attrs
 from aiohttp import web
 
+from order_engine.api.appkeys import SETTINGS
 from order_engine.api.ratelimit import ratelimit_headers
-from order_engine.appkeys import SETTINGS
 from order_engine.domain.errors import (
     ClientOrderIdInUse,
     DomainError,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from order_engine.api.appkeys import HEALTH, WEBSOCKETS
 from order_engine.api.errors import RETRY_AFTER_S
-from order_engine.appkeys import HEALTH, WEBSOCKETS
 
 
 async def livez(request: web.Request) -> web.Response:

@@ -10,9 +10,9 @@ import logging
 
 from aiohttp import web
 
+from order_engine.api.appkeys import IDEMPOTENCY
 from order_engine.api.errors import ApiError, FieldError, Handler, validation_error
 from order_engine.api.schemas import parse_json
-from order_engine.appkeys import IDEMPOTENCY
 from order_engine.outage import DEPENDENCY_ERRORS
 from order_engine.store.idempotency import IdempotencyStore
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from order_engine.api.appkeys import CHAIN_CLIENT, ROUTER, SETTINGS
 from order_engine.api.errors import RETRY_AFTER_S, ApiError
 from order_engine.api.quotes_service import QuotesUnavailable, quote_pair
 from order_engine.api.schemas import parse_quote_query
 from order_engine.api.serialize import json_body, quote_json, route_json
-from order_engine.appkeys import CHAIN_CLIENT, ROUTER, SETTINGS
 from order_engine.routing.tokens import TOKENS
 
 

@@ -12,8 +12,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from order_engine.api.access import route_template
+from order_engine.api.appkeys import METRICS, QUEUE, WEBSOCKETS, WORKERS
 from order_engine.api.errors import Handler
-from order_engine.appkeys import METRICS, QUEUE, WEBSOCKETS, WORKERS
 from order_engine.formats import timestamp_str
 
 log = logging.getLogger(__name__)

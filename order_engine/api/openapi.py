@@ -26,6 +26,7 @@ import base58
 from aiohttp import web
 
 from order_engine.api import orders
+from order_engine.api.appkeys import SETTINGS
 from order_engine.api.auth import HEADER as API_KEY_HEADER
 from order_engine.api.auth import PROTECTED_PREFIXES
 from order_engine.api.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -42,7 +43,6 @@ from order_engine.api.schemas import (
     camel,
 )
 from order_engine.api.serialize import ORDER_KEYS
-from order_engine.appkeys import SETTINGS
 from order_engine.chain.market import DEXES
 from order_engine.config import Settings
 from order_engine.domain.orders import FailureCode, Order, OrderStatus, OrderType

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from order_engine.api.appkeys import ORDERS, SETTINGS
 from order_engine.api.ratelimit import ratelimit_headers
 from order_engine.api.schemas import (
     parse_client_order_id,
@@ -21,7 +22,6 @@ from order_engine.api.serialize import (
     json_body,
     order_json,
 )
-from order_engine.appkeys import ORDERS, SETTINGS
 from order_engine.domain.orders import NewOrder
 
 MAX_PAGE = 200

@@ -91,7 +91,7 @@ class OrderService:
             reason = f"the order could not be queued: {exc}"
             log.error("order %s: %s", order.id, reason)
             await self._store.transition(
-                order.id,
+                order,
                 OrderStatus.FAILED,
                 Failed(code=FailureCode.ENQUEUE_FAILED.value, reason=reason, attempt=0),
                 Changes(failure_code=FailureCode.ENQUEUE_FAILED.value, failure_reason=reason),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from order_engine.api import asyncapi, dashboard, dev, health, market, metrics, openapi, orders, ws
+from order_engine.api.appkeys import SETTINGS
 from order_engine.api.idempotency import idempotent
-from order_engine.appkeys import SETTINGS
 
 
 def setup_routes(app: web.Application) -> None:

@@ -13,6 +13,7 @@ import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from order_engine.api.access import client_of
+from order_engine.api.appkeys import CHAIN_CLIENT, HUB, ORDERS, SETTINGS, WEBSOCKETS, WS_CLIENTS
 from order_engine.api.errors import (
     RETRY_AFTER_S,
     ApiError,
@@ -30,7 +31,6 @@ from order_engine.api.schemas import (
     parse_wallet,
 )
 from order_engine.api.serialize import order_json, price_message
-from order_engine.appkeys import CHAIN_CLIENT, HUB, ORDERS, SETTINGS, WEBSOCKETS, WS_CLIENTS
 from order_engine.chain.client import ChainClient
 from order_engine.domain.errors import ClientOrderIdInUse, OrderNotFound, RateLimited
 from order_engine.domain.orders import Order, OrderStatus

@@ -29,6 +29,7 @@ from order_engine.chain.model import (
     TxOutcome,
     TxStatus,
     decode_summary,
+    summary_slot,
 )
 from order_engine.chain.prices import best_price
 from order_engine.routing.pools import Pool
@@ -174,7 +175,8 @@ class ChainClient:
                     self._reload_soon()
                 self._subscribed.set()
                 async for message in pubsub.listen():
-                    self.apply(decode_summary(message["data"]))
+                    if summary_slot(message["data"]) > self.slot:
+                        self.apply(decode_summary(message["data"]))
             except (RedisError, OSError) as exc:
                 log.warning("chain listener lost Redis (%s); resubscribing", exc)
                 self._subscribed.set()
@@ -235,10 +237,14 @@ class ChainClient:
                 return found
             timeout = max(2 * self._slot_s, 0.2)
 
+    async def find(self, signature: str) -> TxOutcome | None:
+        """What the chain knows of `signature`, if anything."""
+        return (await self._ledger.outcomes([signature])).get(signature)
+
     async def lookup(self, tx: Transaction) -> TxOutcome | None:
         """Ask the chain about `tx` by its signature. One it never saw is EXPIRED once its
         slot is too old to land; until then it might still arrive, and this is None."""
-        found = (await self._ledger.outcomes([tx.signature])).get(tx.signature)
+        found = await self.find(tx.signature)
         if found is not None:
             return found
         if await self._ledger.head() > tx.built_slot + self.expiry_slots:

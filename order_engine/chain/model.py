@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import attrs
 import base58
+import orjson
 
 from order_engine.domain.routes import SwapLeg
 from order_engine.formats import exact_json
@@ -154,8 +155,18 @@ class SlotSummary:
 
 
 def encode_summary(summary: SlotSummary) -> str:
-    return json.dumps(exact_json.unstructure(summary), separators=(",", ":"))
+    """The slot's number on a line of its own, then the summary in JSON: a process that
+    has the slot already (its producer, say) skips it without decoding it."""
+    return f"{summary.slot}\n" + orjson.dumps(exact_json.unstructure(summary)).decode()
+
+
+def _text(payload: str | bytes) -> str:
+    return payload.decode() if isinstance(payload, bytes) else payload
+
+
+def summary_slot(payload: str | bytes) -> int:
+    return int(_text(payload).partition("\n")[0])
 
 
 def decode_summary(payload: str | bytes) -> SlotSummary:
-    return exact_json.structure(json.loads(payload), SlotSummary)
+    return exact_json.structure(orjson.loads(_text(payload).partition("\n")[2]), SlotSummary)

@@ -19,17 +19,21 @@ import contextlib
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
+from typing import Any
 
 import asyncpg
 import attrs
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from order_engine.chain.ledger import insert_pool, listed, pool_state, state_of, transaction
+from order_engine.chain.ledger import Connection, insert_pool, listed, pool_state, state_of
 from order_engine.chain.market import Market, apply_moves, pick_launch, walk
 from order_engine.chain.model import (
+    PoolState,
     SlotSummary,
     Transaction,
     TxFailure,
@@ -37,7 +41,8 @@ from order_engine.chain.model import (
     TxStatus,
     encode_summary,
 )
-from order_engine.domain.routes import price_of
+from order_engine.domain.routes import SwapLeg, price_of
+from order_engine.formats import exact_json
 from order_engine.leader import Leadership
 from order_engine.outage import DEPENDENCY_ERRORS
 from order_engine.routing.pools import Pool
@@ -68,66 +73,75 @@ class NotLeader(Exception):
     """This process no longer holds the producer's lock; the slot was not closed."""
 
 
-_ADVANCE = "UPDATE chain_head SET slot = slot + 1 RETURNING slot, seed"
-
-_HOLDS_LOCK = """
-SELECT EXISTS (
-    SELECT 1 FROM pg_locks
-    WHERE locktype = 'advisory' AND granted AND pid = $1
-      AND classid = $2::oid AND objid = $3::oid AND objsubid = 2
+# Opens a slot in one round trip: checks that this process's lock connection still holds
+# the producer's lock, advances the head, expires what is too old, takes the due
+# transactions (locked), launches the pools requested since the last slot, and names the
+# orders among the due ones that already have a landed swap. Decimals travel as text.
+_OPEN = """
+WITH head AS (
+    UPDATE chain_head SET slot = slot + 1
+    WHERE EXISTS (
+        SELECT 1 FROM pg_locks
+        WHERE locktype = 'advisory' AND granted AND pid = $1
+          AND classid = $2::oid AND objid = $3::oid AND objsubid = 2
+    )
+    RETURNING slot, seed
+), expired AS (
+    UPDATE chain_transactions t SET status = 'expired', slot = head.slot,
+        reason = format('not applied within %s slots of slot %s', $4::bigint, t.built_slot)
+    FROM head
+    WHERE t.status = 'pending' AND t.built_slot + $4::bigint < head.slot
+    RETURNING t.signature, t.reason
+), due AS (
+    SELECT t.signature, t.order_id, t.attempt, t.dex, t.input_token, t.output_token,
+           t.input_amount::text AS input_amount, t.min_amount_out::text AS min_amount_out,
+           t.legs, t.built_slot, t.seq
+    FROM chain_transactions t, head
+    WHERE t.status = 'pending' AND t.sent_at <= clock_timestamp() - $5::interval
+      AND t.built_slot + $4::bigint >= head.slot
+    ORDER BY t.seq
+    LIMIT $6
+    FOR UPDATE OF t
+), launched AS (
+    UPDATE chain_pools p SET launched_slot = head.slot FROM head
+    WHERE p.launched_slot IS NULL
+    RETURNING p.id, p.dex, p.token_a, p.token_b, p.reserve_a::text AS reserve_a,
+              p.reserve_b::text AS reserve_b, p.kind, p.fee_bps, p.max_fee_bps,
+              p.variable_factor::text AS variable_factor, p.start_price::text AS start_price
 )
-"""
-
-_EXPIRE = """
-UPDATE chain_transactions SET status = 'expired', slot = $1,
-    reason = format('not applied within %s slots of slot %s', $2::bigint, built_slot)
-WHERE status = 'pending' AND built_slot + $2::bigint < $1
-RETURNING signature, slot, reason
-"""
-
-_DUE = """
-SELECT signature, order_id, attempt, dex, input_token, output_token, input_amount,
-       min_amount_out, legs, built_slot
-FROM chain_transactions
-WHERE status = 'pending' AND sent_at <= clock_timestamp() - $1::interval
-  AND built_slot + $2 >= $3
-ORDER BY seq
-LIMIT $4
-FOR UPDATE
-"""
-
-_LANDED_ORDERS = """
-SELECT order_id FROM chain_transactions WHERE status = 'landed' AND order_id = ANY($1)
+SELECT
+    (SELECT slot FROM head) AS slot,
+    (SELECT seed FROM head) AS seed,
+    (SELECT coalesce(jsonb_agg(expired), '[]') FROM expired) AS expired,
+    (SELECT coalesce(jsonb_agg(due ORDER BY seq), '[]') FROM due) AS due,
+    (SELECT coalesce(jsonb_agg(launched), '[]') FROM launched) AS launched,
+    ARRAY(
+        SELECT order_id FROM chain_transactions
+        WHERE status = 'landed' AND order_id IN (SELECT order_id FROM due)
+    ) AS landed_orders
 """
 
 _POOLS = """
 SELECT id, dex, token_a, token_b, reserve_a, reserve_b, kind, fee_bps, max_fee_bps,
        variable_factor, start_price
-FROM chain_pools WHERE launched_slot IS NOT NULL ORDER BY id FOR UPDATE
+FROM chain_pools WHERE launched_slot IS NOT NULL ORDER BY id
 """
 
-_LAUNCH_REQUESTED = """
-UPDATE chain_pools SET launched_slot = $1 WHERE launched_slot IS NULL
-RETURNING id, dex, token_a, token_b, reserve_a, reserve_b, kind, fee_bps, max_fee_bps,
-          variable_factor, start_price
-"""
-
-_WRITE_POOLS = """
-UPDATE chain_pools p SET reserve_a = u.reserve_a, reserve_b = u.reserve_b
-FROM unnest($1::int[], $2::numeric[], $3::numeric[]) AS u(id, reserve_a, reserve_b)
-WHERE p.id = u.id
-"""
-
-_WRITE_OUTCOMES = """
-UPDATE chain_transactions t SET
-    status = u.status, failure = u.failure, reason = u.reason,
-    amount_out = u.amount_out, executed_price = u.executed_price, slot = $1
-FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[], $7::numeric[])
-    AS u(signature, status, failure, reason, amount_out, executed_price)
-WHERE t.signature = u.signature
-"""
-
-_RECORD_SLOT = """
+# Closes a slot in one round trip: the pools' reserves, the outcomes, and the slot's row.
+_CLOSE = """
+WITH pools AS (
+    UPDATE chain_pools p SET reserve_a = u.reserve_a, reserve_b = u.reserve_b
+    FROM unnest($7::int[], $8::numeric[], $9::numeric[]) AS u(id, reserve_a, reserve_b)
+    WHERE p.id = u.id
+), outcomes AS (
+    UPDATE chain_transactions t SET
+        status = u.status, failure = u.failure, reason = u.reason,
+        amount_out = u.amount_out, executed_price = u.executed_price, slot = $1
+    FROM unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::numeric[],
+                $15::numeric[])
+        AS u(signature, status, failure, reason, amount_out, executed_price)
+    WHERE t.signature = u.signature
+)
 INSERT INTO chain_slots (slot, producer, landed, failed, expired, work_ms)
 VALUES ($1, $2, $3, $4, $5, $6)
 """
@@ -171,6 +185,39 @@ def apply_transaction(
     return landed, {listed_pool.id for listed_pool, *_ in moves}
 
 
+def _due(row: dict[str, Any]) -> Transaction:
+    """A due transaction as _OPEN gives it, in JSON."""
+    return Transaction(
+        signature=row["signature"],
+        order_id=uuid.UUID(row["order_id"]),
+        attempt=row["attempt"],
+        dex=row["dex"],
+        input_token=row["input_token"],
+        output_token=row["output_token"],
+        input_amount=Decimal(row["input_amount"]),
+        min_amount_out=Decimal(row["min_amount_out"]),
+        legs=exact_json.structure(row["legs"], tuple[SwapLeg, ...]),
+        built_slot=row["built_slot"],
+    )
+
+
+def _launched(row: dict[str, Any]) -> PoolState:
+    """A pool launched by _OPEN, in JSON."""
+    return PoolState(
+        id=row["id"],
+        dex=row["dex"],
+        token_a=row["token_a"],
+        token_b=row["token_b"],
+        reserve_a=Decimal(row["reserve_a"]),
+        reserve_b=Decimal(row["reserve_b"]),
+        kind=row["kind"],
+        fee_bps=row["fee_bps"],
+        max_fee_bps=row["max_fee_bps"],
+        variable_factor=Decimal(row["variable_factor"]),
+        start_price=Decimal(row["start_price"]),
+    )
+
+
 def walk_market(market: Market, *, seed: int, slot: int, volatility: float) -> set[int]:
     """One step of every pool's seeded price walk; returns the pools it moved."""
     for item in market.listed():
@@ -206,6 +253,10 @@ class SlotProducer:
         self._on_closed = on_closed
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # The market of this producer's slots, kept between them while it leads: it is the
+        # only writer of reserves then, so reading them back each slot would tell nothing.
+        self._market: Market | None = None
+        self._market_holder: int | None = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="slot-producer")
@@ -223,7 +274,9 @@ class SlotProducer:
                 if await self._leadership.try_lead():
                     await self.produce()
             except NotLeader:
-                log.warning("slot producer: lost the lead")
+                log.warning("slot producer: lost the lead; asking for it again")
+                with contextlib.suppress(*DEPENDENCY_ERRORS):
+                    await self._leadership.resign()
             except DEPENDENCY_ERRORS as exc:
                 log.warning("slot producer: %r", exc)
             except Exception:
@@ -247,44 +300,54 @@ class SlotProducer:
             log.warning("could not publish slot %d: %r", summary.slot, exc)
         return summary
 
+    async def _market_for(self, conn: Connection, holder: int) -> Market:
+        """The market as this producer left it at its last slot; read from the chain's
+        tables again whenever it (re)took the lead, since another may have moved it."""
+        if self._market is None or self._market_holder != holder:
+            self._market = Market(listed(pool_state(r)) for r in await conn.fetch(_POOLS))
+            self._market_holder = holder
+        return self._market
+
     async def close_slot(self) -> SlotSummary:
         """One slot, in one transaction. Raises NotLeader (and changes nothing) if this
         process does not hold the producer's lock."""
+        try:
+            return await self._close_slot()
+        except BaseException:
+            # The slot may have moved the market in memory and then rolled back.
+            self._market = None
+            raise
+
+    async def _close_slot(self) -> SlotSummary:
         config = self.config
         async with self._pool.acquire(timeout=5.0) as conn, conn.transaction():
             started = time.perf_counter()
             holder = self._leadership.backend_pid
-            classid, objid = self._leadership.key
-            if holder is None or not await conn.fetchval(_HOLDS_LOCK, holder, classid, objid):
+            if holder is None:
                 raise NotLeader
-            head = await conn.fetchrow(_ADVANCE)
-            assert head is not None
-            slot = int(head["slot"])
-            seed = config.seed if config.seed is not None else int(head["seed"])
-
+            market = await self._market_for(conn, holder)
+            opened = await conn.fetchrow(
+                _OPEN,
+                holder,
+                *self._leadership.key,
+                config.expiry_slots,
+                timedelta(seconds=config.execution_delay_s),
+                config.max_transactions,
+            )
+            assert opened is not None
+            if opened["slot"] is None:
+                raise NotLeader
+            slot = int(opened["slot"])
+            seed = config.seed if config.seed is not None else int(opened["seed"])
             outcomes = [
-                TxOutcome(r["signature"], TxStatus.EXPIRED, slot=slot, reason=r["reason"])
-                for r in await conn.fetch(_EXPIRE, slot, config.expiry_slots)
+                TxOutcome(e["signature"], TxStatus.EXPIRED, slot=slot, reason=e["reason"])
+                for e in opened["expired"]
             ]
             expired = len(outcomes)
-            due = [
-                transaction(r)
-                for r in await conn.fetch(
-                    _DUE,
-                    timedelta(seconds=config.execution_delay_s),
-                    config.expiry_slots,
-                    slot,
-                    config.max_transactions,
-                )
-            ]
-            market = Market(listed(pool_state(r)) for r in await conn.fetch(_POOLS))
-            landed_orders = {
-                r["order_id"]
-                for r in await conn.fetch(_LANDED_ORDERS, list({tx.order_id for tx in due}))
-            }
+            landed_orders = set(opened["landed_orders"])
             changed: set[int] = set()
             applied: list[TxOutcome] = []
-            for tx in due:
+            for tx in map(_due, opened["due"]):
                 result, moved = apply_transaction(
                     market,
                     tx,
@@ -300,43 +363,36 @@ class SlotProducer:
             if config.walk_every and slot % config.walk_every == 0:
                 changed |= walk_market(market, seed=seed, slot=slot, volatility=config.volatility)
 
-            launched = [pool_state(r) for r in await conn.fetch(_LAUNCH_REQUESTED, slot)]
+            launched = [_launched(p) for p in opened["launched"]]
             for state in launched:
                 market.add(listed(state))
             if config.launch_every and slot % config.launch_every == 0:
                 new = scheduled_launch(market, seed=seed, slot=slot)
                 if new is not None:
-                    launched.append(await insert_pool(conn, new, launched_slot=slot))
+                    state = await insert_pool(conn, new, launched_slot=slot)
+                    market.add(listed(state))
+                    launched.append(state)
                     log.info("slot %d launched a %s %s/SOL pool", slot, new.dex, new.token_a)
 
             states = [state_of(item) for item in market.listed() if item.id in changed]
-            if states:
-                await conn.execute(
-                    _WRITE_POOLS,
-                    [s.id for s in states],
-                    [s.reserve_a for s in states],
-                    [s.reserve_b for s in states],
-                )
-            if applied:
-                await conn.execute(
-                    _WRITE_OUTCOMES,
-                    slot,
-                    [o.signature for o in applied],
-                    [o.status.value for o in applied],
-                    [o.failure.value if o.failure else None for o in applied],
-                    [o.reason for o in applied],
-                    [o.amount_out for o in applied],
-                    [o.executed_price for o in applied],
-                )
             landed = sum(1 for o in applied if o.status is TxStatus.LANDED)
             await conn.execute(
-                _RECORD_SLOT,
+                _CLOSE,
                 slot,
                 self._name,
                 landed,
                 len(applied) - landed,
                 expired,
                 (time.perf_counter() - started) * 1000,
+                [s.id for s in states],
+                [s.reserve_a for s in states],
+                [s.reserve_b for s in states],
+                [o.signature for o in applied],
+                [o.status.value for o in applied],
+                [o.failure.value if o.failure else None for o in applied],
+                [o.reason for o in applied],
+                [o.amount_out for o in applied],
+                [o.executed_price for o in applied],
             )
         return SlotSummary(
             slot=slot,

@@ -9,10 +9,13 @@ import enum
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import TypeVar
 
 import attrs
 
 from order_engine.domain.routes import Route
+
+_T = TypeVar("_T")
 
 
 class OrderType(enum.StrEnum):
@@ -171,3 +174,27 @@ class Changes:
     forget_tx: bool = False
     """Clear `tx_hash` and `tx_slot`: the transaction did not land and a retry builds a
     new one."""
+
+    def applied_to(self, order: Order, status: OrderStatus, at: datetime) -> Order:
+        """`order` after a transition to `status` at `at` with these changes, exactly as
+        the store writes them, so that nobody reads back what they just wrote."""
+
+        def kept(new: _T | None, old: _T) -> _T:
+            return old if new is None else new
+
+        return attrs.evolve(
+            order,
+            status=status,
+            updated_at=at,
+            dex=kept(self.dex, order.dex),
+            quoted_amount_out=kept(self.quoted_amount_out, order.quoted_amount_out),
+            min_amount_out=kept(self.min_amount_out, order.min_amount_out),
+            amount_out=kept(self.amount_out, order.amount_out),
+            executed_price=kept(self.executed_price, order.executed_price),
+            tx_hash=None if self.forget_tx else kept(self.tx_hash, order.tx_hash),
+            tx_slot=None if self.forget_tx else kept(self.tx_slot, order.tx_slot),
+            route=kept(self.route, order.route),
+            attempts=kept(self.attempts, order.attempts),
+            failure_code=kept(self.failure_code, order.failure_code),
+            failure_reason=kept(self.failure_reason, order.failure_reason),
+        )

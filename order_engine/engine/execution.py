@@ -115,13 +115,21 @@ class Executor:
                 # Only a submitted transaction may have reached the chain; its fate is
                 # waited for (it lands, fails or expires), never guessed.
                 if order.status is OrderStatus.SUBMITTED and order.tx_hash is not None:
-                    outcome = await self._chain.outcome(self._transaction(order))
-                    if outcome.status is TxStatus.LANDED:
+                    outcome = await self._sent_outcome(order, order.tx_hash)
+                    if outcome is not None and outcome.status is TxStatus.LANDED:
                         return await self._confirm(order, outcome)
                 return await self._fail(order, FailureCode.DEAD_LETTERED, reason)
             except StatusConflict:
                 order = await self._store.get_order(order_id)
         return order
+
+    async def _sent_outcome(self, order: Order, signature: str) -> TxOutcome | None:
+        """The final outcome of the order's stored transaction; for one stored before
+        orders kept their route and slot (it cannot be rebuilt), what the chain knows of
+        its signature."""
+        if order.route is None or order.tx_slot is None:
+            return await self._chain.find(signature)
+        return await self._chain.outcome(self._transaction(order))
 
     async def _step(self, order: Order) -> Order:
         match order.status:
@@ -153,7 +161,7 @@ class Executor:
             delay,
         )
         waiting, _ = await self._store.record(
-            order.id,
+            order,
             order.status,
             RetryScheduled(
                 attempt=attempt + 1,
@@ -169,7 +177,7 @@ class Executor:
         self, order: Order, status: OrderStatus, data: EventData, changes: Changes = Changes()
     ) -> Order:
         moved, _ = await self._store.transition(
-            order.id, status, data, changes, since=order.updated_at
+            order, status, data, changes, since=order.updated_at
         )
         log.info("order %s: %s -> %s", order.id, order.status, status)
         return moved
@@ -295,7 +303,7 @@ class Executor:
         minimum = self._minimum(order, route.amount_out)
         tx = self._new_transaction(order, route, minimum)
         rebuilt, _ = await self._store.record(
-            order.id,
+            order,
             OrderStatus.SUBMITTED,
             attrs.evolve(
                 self._routed(order, decision), min_amount_out=minimum, tx_hash=tx.signature

@@ -42,7 +42,6 @@ _ORDER_COLUMNS = """
     executed_price, tx_hash, attempts, failure_code, failure_reason, created_at, updated_at,
     route, tx_slot, client_order_id
 """
-_MOVED_COLUMNS = ", ".join(f"m.{c.strip()}" for c in _ORDER_COLUMNS.split(","))
 
 # Many orders and their first events in one statement, each with the id given.
 _INSERT_ORDERS = f"""
@@ -72,7 +71,7 @@ SELECT {_ORDER_COLUMNS} FROM new
 # the row lock the UPDATE takes, and its event takes the seq the same UPDATE assigned, so
 # a transition and its event commit together or not at all. The orders that did not move
 # come back too, with their status before the statement: a conflict, or no such order.
-_TRANSITIONS = f"""
+_TRANSITIONS = """
 WITH u AS (
     SELECT * FROM unnest(
         $1::uuid[], $2::text[], $3::text[], $4::text[], $5::numeric[], $6::numeric[],
@@ -105,7 +104,7 @@ WITH u AS (
     INSERT INTO order_events (order_id, seq, status, data, created_at)
     SELECT id, last_seq, status, event_data, updated_at FROM moved
 )
-SELECT u.id AS wanted, o.status AS status_before, m.last_seq AS event_seq, {_MOVED_COLUMNS}
+SELECT u.id AS wanted, o.status AS status_before, m.last_seq AS event_seq, m.updated_at
 FROM u
 LEFT JOIN orders o ON o.id = u.id
 LEFT JOIN moved m ON m.id = u.id
@@ -348,7 +347,7 @@ class _Insert:
 
 @attrs.frozen
 class _Write:
-    order_id: uuid.UUID
+    order: Order
     status: OrderStatus
     sources: frozenset[OrderStatus]
     changes: Changes
@@ -386,7 +385,7 @@ class OrderStore:
         self._acquire_timeout = acquire_timeout
         self._max_resting = max_resting_per_wallet
         self._inserts: Batcher[_Insert, Change] = Batcher(self._insert_batch)
-        self._writes: Batcher[_Write, Change] = Batcher(self._write_batch, key=lambda w: w.order_id)
+        self._writes: Batcher[_Write, Change] = Batcher(self._write_batch, key=lambda w: w.order.id)
         self._reads: Batcher[uuid.UUID, Order | None] = Batcher(self._read_batch)
 
     async def _committed(self, changes: Sequence[tuple[Change, datetime | None]]) -> None:
@@ -496,9 +495,17 @@ class OrderStore:
                 counts[wallet] = counts.get(wallet, 0) + 1
         return refused
 
+    async def _known(self, order: Order | uuid.UUID) -> Order:
+        if isinstance(order, Order):
+            return order
+        found = await self.get_order(order)
+        if found is None:
+            raise OrderNotFound(order)
+        return found
+
     async def transition(
         self,
-        order_id: uuid.UUID,
+        order: Order | uuid.UUID,
         new_status: OrderStatus,
         data: EventData,
         changes: Changes = Changes(),
@@ -509,19 +516,22 @@ class OrderStore:
         """Move an order to `new_status` and append its event, or change nothing.
 
         Raises StatusConflict when the current status does not lead to `new_status` (or
-        is not `only_from`, when given), OrderNotFound when there is no such order.
-        `since`: when the order's previous status began, for the step's duration.
+        is not `only_from`, when given), OrderNotFound when there is no such order. Given
+        the order as the caller has it, the order after the move is worked out rather than
+        read back; given its id, it is read first. `since`: when the order's previous
+        status began, for the step's duration.
         """
         sources = sources_of(new_status)
         if only_from is not None:
             if only_from not in sources:
                 raise ValueError(f"{only_from} does not lead to {new_status}")
             sources = frozenset({only_from})
-        return await self._writes(_Write(order_id, new_status, sources, changes, data, since))
+        write = _Write(await self._known(order), new_status, sources, changes, data, since)
+        return await self._writes(write)
 
     async def record(
         self,
-        order_id: uuid.UUID,
+        order: Order | uuid.UUID,
         status: OrderStatus,
         data: EventData,
         changes: Changes = Changes(),
@@ -530,15 +540,14 @@ class OrderStore:
         its changes; StatusConflict if the order is no longer in `status`."""
         if status.is_terminal:
             raise ValueError(f"a {status} order takes no further events")
-        return await self._writes(
-            _Write(order_id, status, frozenset({status}), changes, data, None)
-        )
+        write = _Write(await self._known(order), status, frozenset({status}), changes, data, None)
+        return await self._writes(write)
 
     async def _write_batch(self, batch: list[_Write]) -> list[Change | DomainError]:
         # By order id: two batches that share orders (a firing of many resting orders and
         # a wallet's cancels, from two processes) then lock their rows in the same order,
         # and one waits for the other instead of deadlocking with it.
-        ordered = sorted(batch, key=lambda w: w.order_id)
+        ordered = sorted(batch, key=lambda w: w.order.id)
 
         def column(get: Callable[[Changes], object]) -> list[object]:
             return [get(w.changes) for w in ordered]
@@ -546,7 +555,7 @@ class OrderStore:
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
             rows = await conn.fetch(
                 _TRANSITIONS,
-                [w.order_id for w in ordered],
+                [w.order.id for w in ordered],
                 [w.status.value for w in ordered],
                 [",".join(s.value for s in w.sources) for w in ordered],
                 column(lambda c: c.dex),
@@ -569,16 +578,16 @@ class OrderStore:
         results: list[Change | DomainError] = []
         committed: list[tuple[Change, datetime | None]] = []
         for write in batch:
-            row = by_id[write.order_id]
-            if row["id"] is None:
+            row = by_id[write.order.id]
+            if row["event_seq"] is None:
                 before = row["status_before"]
                 results.append(
-                    OrderNotFound(write.order_id)
+                    OrderNotFound(write.order.id)
                     if before is None
-                    else StatusConflict(write.order_id, OrderStatus(before), write.status)
+                    else StatusConflict(write.order.id, OrderStatus(before), write.status)
                 )
                 continue
-            order = _order(row)
+            order = write.changes.applied_to(write.order, write.status, row["updated_at"])
             event = OrderEvent(
                 order_id=order.id,
                 user_wallet=order.user_wallet,

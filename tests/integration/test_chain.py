@@ -3,6 +3,7 @@ that go missing, and genesis."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -10,12 +11,12 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from order_engine.appkeys import CHAIN_CLIENT
+from order_engine.api.appkeys import CHAIN_CLIENT
 from order_engine.chain.ledger import Ledger
 from order_engine.chain.market import genesis_pools
 from order_engine.chain.model import SlotSummary
 from order_engine.chain.slots import SlotConfig, SlotProducer
-from order_engine.leader import Leadership, Role
+from order_engine.leader import LEADER_CLASS, Leadership, Role
 from order_engine.store.orders import create_pool
 from tests.conftest import AppClient
 from tests.support import execute, follow_order
@@ -88,3 +89,28 @@ async def test_genesis_happens_once_whoever_starts_first(
     await start_app()
     assert await db.fetchval("SELECT count(*) FROM chain_slots WHERE producer = 'genesis'") == 1
     assert await db.fetchval("SELECT count(*) FROM chain_pools") == len(genesis_pools())
+
+
+async def test_a_producer_whose_lock_connection_dies_takes_the_lead_again(
+    start_app: AppClient, db: asyncpg.Connection
+) -> None:
+    """Postgres drops the connection that holds the producer's lock (a restart, an
+    admin's kill): the producer takes the lead again on a new connection, and slots go on
+    without a gap or a repeat."""
+    client = await start_app()
+    chain = client.app[CHAIN_CLIENT]
+    await chain.wait_for_slot(3)
+    killed = await db.fetchval(
+        """
+        SELECT pg_terminate_backend(pid) FROM pg_locks
+        WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND granted
+        """,
+        LEADER_CLASS,
+        Role.SLOT_PRODUCER,
+    )
+    assert killed
+    before = chain.slot
+    async with asyncio.timeout(10):
+        await chain.wait_for_slot(before + 5)
+    slots = [r["slot"] for r in await db.fetch("SELECT slot FROM chain_slots ORDER BY slot")]
+    assert slots == list(range(len(slots)))

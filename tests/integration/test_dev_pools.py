@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from order_engine.appkeys import CHAIN_CLIENT
+from order_engine.api.appkeys import CHAIN_CLIENT
 from tests.conftest import AppClient
 from tests.support import STATUS_PATH, Client, execute, follow_order
 

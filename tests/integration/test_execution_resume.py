@@ -10,7 +10,7 @@ import asyncpg
 import attrs
 import pytest
 
-from order_engine.appkeys import CHAIN_CLIENT, DB_POOL, HUB, ROUTER
+from order_engine.api.appkeys import CHAIN_CLIENT, DB_POOL, HUB, ROUTER
 from order_engine.chain.client import ChainClient
 from order_engine.chain.model import Transaction, TxStatus, build_transaction
 from order_engine.domain.events import Built, RetryScheduled, Routed, Submitted

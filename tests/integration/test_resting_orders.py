@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import attrs
 
-from order_engine.appkeys import DB_POOL, HUB, QUEUE, ROUTER
+from order_engine.api.appkeys import DB_POOL, HUB, QUEUE, ROUTER
 from order_engine.domain.errors import StatusConflict
 from order_engine.domain.events import Cancelled, Routed, Waiting
 from order_engine.domain.orders import Changes, NewOrder, OrderStatus, OrderType

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from order_engine.appkeys import CHAIN_CLIENT
+from order_engine.api.appkeys import CHAIN_CLIENT
 from order_engine.chain.market import Market, genesis_pools, listed_pools
 from order_engine.chain.venues import chain_venues
 from order_engine.routing.router import Router
@@ -108,14 +108,12 @@ async def test_a_swap_landing_first_in_the_slot_trips_the_next_ones_slippage(
     first moves the pool so far that the second pays less than its minimum."""
     client = await start_app(mock_dex_execution_delay_ms=300)
     big = await execute(client, inputAmount="3000", slippageBps=5000)
-    # The small one is placed once the big one is sent, so that it is sent second (its
-    # route, a plain swap, is found sooner) yet quoted before the big one lands.
-    ws = await client.ws_connect(f"/ws/orders/{big['orderId']}")
-    big_events = [await ws.receive_json()]
-    while big_events[-1]["status"] != "submitted":
-        big_events.append(await ws.receive_json())
-    small = await execute(client, inputAmount="2", slippageBps=10)
-    big_events += [msg.json() async for msg in ws]
+    async with client.ws_connect(f"/ws/orders/{big['orderId']}") as ws:
+        # The big swap is sent, and lands in 300 ms: the small one is quoted before that.
+        while (await ws.receive_json(timeout=10))["status"] != "submitted":
+            pass
+        small = await execute(client, inputAmount="2", slippageBps=10)
+    big_events = await follow_order(client, big["orderId"])
     small_events = await follow_order(client, small["orderId"])
     assert big_events[-1]["status"] == "confirmed"
     assert [m["status"] for m in small_events] == [*STATUS_PATH[:4], "failed"]

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import aiohttp
 import asyncpg
 
-from order_engine.appkeys import HUB
+from order_engine.api.appkeys import HUB
 from order_engine.domain.events import Accepted, OrderEvent
 from order_engine.domain.orders import OrderStatus
 from tests.conftest import AppClient
