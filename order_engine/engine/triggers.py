@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TypeVar, cast
 
 import attrs
 from redis.exceptions import RedisError
@@ -45,9 +46,21 @@ from order_engine.store.orders import OrderStore
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 # Candidates checked at once: the loop gets a turn between two groups, so that a slot
 # that fires thousands of orders does not hold up the rest of the process for long.
 CHECK_GROUP = 500
+
+
+async def _settled(awaitables: Sequence[Awaitable[T]]) -> list[T]:
+    """Every result once all have ended, or the first failure once all have ended: none
+    still runs (and touches the index) when a failed pass is left to a rebuild."""
+    results = await asyncio.gather(*awaitables, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return cast(list[T], results)
 
 
 @attrs.frozen
@@ -168,8 +181,10 @@ class TriggerWatcher:
                 for token in tokens:
                     candidates += self.index.launched(token, launch_slot)
             await self._catch_up()
-        candidates += self.index.due()
         expired = self.index.expired(time.time())
+        # A sniper a launch took out may have reached its deadline too: it expires.
+        candidates = [order for order in candidates if order.id in self.index]
+        candidates += self.index.due()
         for pair in self.index.pairs():
             price = self._chain.best_price(*pair)
             if price is not None:
@@ -180,8 +195,8 @@ class TriggerWatcher:
             if ready:
                 firings.append(asyncio.create_task(self._fire_all(ready)))
         check_s = time.perf_counter() - started
-        fired = [ok for done in await asyncio.gather(*firings) for ok in done]
-        ended = await asyncio.gather(*(self._expire(order) for order in expired))
+        fired = [ok for group in await _settled(firings) for ok in group]
+        ended = await _settled([self._expire(order) for order in expired])
         result = Pass(
             slot=slot,
             resting=len(self.index),
@@ -248,7 +263,7 @@ class TriggerWatcher:
         return 0.0 if price is None else float(price)
 
     async def _fire_all(self, ready: Iterable[tuple[RestingOrder, RoutingDecision]]) -> list[bool]:
-        return list(await asyncio.gather(*(self._fire(o, d) for o, d in ready)))
+        return await _settled([self._fire(o, d) for o, d in ready])
 
     async def _fire(self, order: RestingOrder, decision: RoutingDecision) -> bool:
         """Claim the order (`waiting` → `routing`, with its route) and queue it; False if

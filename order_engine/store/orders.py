@@ -676,9 +676,9 @@ class OrderStore:
         self, horizon: int
     ) -> tuple[int, list[RestingOrder], list[uuid.UUID]]:
         """The limit and sniper orders changed by transactions at or after `horizon` (the
-        ones a read at `horizon` may not have seen): those resting, and the ids of those
-        that no longer rest. With the next horizon, first: a read of what changed since
-        this one. Pending orders are in neither list."""
+        ones a read at `horizon` may not have seen): the horizon to ask from next, those
+        resting, and the ids of those that no longer rest. Pending orders are in neither
+        list."""
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
             rows = await conn.fetch(_RESTING_CHANGES, horizon)
         resting = [_resting(r) for r in rows if r["status"] == OrderStatus.WAITING]
