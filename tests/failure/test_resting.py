@@ -12,17 +12,9 @@ import asyncpg
 
 from tests.failure.checks import poll, wait_all_terminal
 from tests.failure.conftest import ServerProcess, SpawnServer
-from tests.support import OTHER_WALLET, WALLET
+from tests.support import OTHER_WALLET, RAY_AT_3, WALLET
 
 SETTINGS = {"CHAIN_SLOT_MS": "50", "MOCK_DEX_EXECUTION_DELAY_MS": "50"}
-# RAY trades at 2 USDC; this Meteora pool offers 3.
-RAY_AT_3 = {
-    "dex": "meteora",
-    "tokenA": "RAY",
-    "tokenB": "USDC",
-    "reserveA": "100000",
-    "reserveB": "300000",
-}
 
 
 def limit_order(index: int, **changes: Any) -> dict[str, Any]:

@@ -23,18 +23,10 @@ from order_engine.routing.router import limit_amount_out, min_amount_out
 from order_engine.routing.tokens import TOKENS
 from order_engine.store.orders import OrderStore, create_pool
 from tests.conftest import AppClient
-from tests.support import OTHER_WALLET, WALLET, Client, execute, follow_order
+from tests.support import OTHER_WALLET, RAY_AT_3, WALLET, Client, execute, follow_order
 
 RESTED = ["pending", "waiting"]
 FIRED = ["routing", "building", "submitted", "confirmed"]
-# RAY trades at 2 USDC on Raydium alone; this Meteora pool offers 3.
-RAY_AT_3 = {
-    "dex": "meteora",
-    "tokenA": "RAY",
-    "tokenB": "USDC",
-    "reserveA": "100000",
-    "reserveB": "300000",
-}
 LIMIT = NewOrder(
     type=OrderType.LIMIT,
     user_wallet=WALLET,
