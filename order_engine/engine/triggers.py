@@ -207,6 +207,19 @@ class TriggerWatcher:
             total_s=time.perf_counter() - started,
             rebuilt=rebuilt,
         )
+        if result.candidates or result.expired or rebuilt:
+            log.info(
+                "trigger pass at slot %d: %d resting, %d checked, %d fired, %d expired in "
+                "%.1f ms (%.1f ms to decide)%s",
+                result.slot,
+                result.resting,
+                result.candidates,
+                result.fired,
+                result.expired,
+                result.total_s * 1000,
+                result.check_s * 1000,
+                ", index rebuilt" if rebuilt else "",
+            )
         if self._on_pass is not None:
             self._on_pass(result)
         return result
