@@ -30,6 +30,8 @@ from order_engine.api.appkeys import (
     REDIS,
     ROUTER,
     SETTINGS,
+    SLOT_LISTENERS,
+    TRIGGERS,
     WEBSOCKETS,
     WORKERS,
     WS_CLIENTS,
@@ -46,6 +48,7 @@ from order_engine.api.serialize import encode_event
 from order_engine.chain.client import ChainClient
 from order_engine.chain.ledger import Ledger
 from order_engine.chain.market import genesis_pools
+from order_engine.chain.model import SlotSummary
 from order_engine.chain.slots import SlotConfig, SlotProducer
 from order_engine.chain.venues import chain_venues
 from order_engine.config import Settings
@@ -53,6 +56,7 @@ from order_engine.engine.execution import Executor
 from order_engine.engine.locks import AdvisoryLocks
 from order_engine.engine.reconciler import Reconciler
 from order_engine.engine.retry import RetryPolicy
+from order_engine.engine.triggers import Pass, TriggerWatcher
 from order_engine.engine.worker import Recovery, WorkerPool
 from order_engine.hub import Hub
 from order_engine.leader import Leadership, Role
@@ -136,6 +140,13 @@ async def chain_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     await client.start()
     app[CHAIN_CLIENT] = client
+    listeners = app[SLOT_LISTENERS] = []
+
+    def closed(summary: SlotSummary, seconds: float) -> None:
+        app[METRICS].slot_closed(seconds, (o.status.value for o in summary.outcomes))
+        for listener in listeners:
+            listener(summary)
+
     leadership = Leadership(
         settings.database_url, Role.SLOT_PRODUCER, timeout_s=settings.db_command_timeout_s
     )
@@ -147,9 +158,7 @@ async def chain_ctx(app: web.Application) -> AsyncIterator[None]:
         slot_config(settings),
         name=app[PROCESS_NAME],
         on_summary=client.apply,
-        on_closed=lambda summary, seconds: app[METRICS].slot_closed(
-            seconds, (o.status.value for o in summary.outcomes)
-        ),
+        on_closed=closed,
     )
     await producer.start()
     yield
@@ -170,7 +179,12 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     await hub.start()
     metrics = app[METRICS]
-    store = OrderStore(app[DB_POOL], hub=hub, observer=metrics.transition)
+    store = OrderStore(
+        app[DB_POOL],
+        hub=hub,
+        observer=metrics.transition,
+        max_resting_per_wallet=settings.max_resting_per_wallet,
+    )
     # The read loop's own connection: its socket timeout must outlast the blocking read.
     reader = aioredis.Redis.from_url(
         settings.redis_url,
@@ -216,6 +230,27 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         ),
     )
     app[WORKERS] = workers
+
+    def passed(result: Pass) -> None:
+        metrics.trigger_pass(
+            result.check_s, fired=result.fired, expired=result.expired, resting=result.resting
+        )
+
+    # It checks on the prices of the slot this process just produced, so with no quote
+    # latency: that of an RPC node does not stand between a slot and its own producer.
+    triggers = TriggerWatcher(
+        store,
+        queue,
+        Router(
+            chain_venues(lambda: chain.market, quote_delay_s=0),
+            quote_timeout_s=settings.quote_timeout_ms / 1000,
+        ),
+        chain,
+        idle_after_s=max(10 * settings.chain_slot_ms / 1000, 5.0),
+        on_pass=passed,
+    )
+    app[TRIGGERS] = triggers
+    app[SLOT_LISTENERS].append(triggers.slot_closed)
     reconciler_lead = Leadership(
         settings.database_url, Role.RECONCILER, timeout_s=settings.db_command_timeout_s
     )
@@ -261,10 +296,12 @@ async def idempotency_purge_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     """Last in, so first out: workers stop before what they use is closed."""
-    workers, reconciler = app[WORKERS], app[RECONCILER]
+    workers, reconciler, triggers = app[WORKERS], app[RECONCILER], app[TRIGGERS]
     await workers.start()
     await reconciler.start()
+    await triggers.start()
     yield
+    await triggers.stop()
     await reconciler.stop()
     await workers.stop()
 

@@ -374,6 +374,14 @@ class Settings:
         "order submissions the whole service takes a second (0: no limit)",
         section=_API,
     )
+    max_resting_per_wallet: int = setting(
+        "MAX_RESTING_PER_WALLET",
+        100,
+        integer(low=0),
+        "limit and sniper orders a wallet may have pending or waiting at once; more are "
+        "refused with 429 (0: no limit)",
+        section=_API,
+    )
     max_body_bytes: int = setting(
         "MAX_BODY_BYTES", 64 * 1024, integer(), "largest request body", section=_API
     )

@@ -190,6 +190,26 @@ class Metrics:
             namespace=NAMESPACE,
             registry=self.registry,
         )
+        self.trigger_check = Histogram(
+            "trigger_check_seconds",
+            "Time the trigger watcher took after a slot to decide which resting orders fire",
+            buckets=STEP_BUCKETS,
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.triggered = Counter(
+            "resting_orders_ended",
+            "Resting orders this process fired or expired, by what it did",
+            ["action"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.resting = Gauge(
+            "resting_orders",
+            "Resting orders in this process's trigger index (0 where it does not watch)",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
         self.websockets = Gauge(
             "websockets_open",
             "WebSockets open on this process",
@@ -205,6 +225,12 @@ class Metrics:
         self.slot_duration.observe(seconds)
         for status in statuses:
             self.chain_transactions.labels(status=status).inc()
+
+    def trigger_pass(self, check_s: float, *, fired: int, expired: int, resting: int) -> None:
+        self.trigger_check.observe(check_s)
+        self.triggered.labels(action="fired").inc(fired)
+        self.triggered.labels(action="expired").inc(expired)
+        self.resting.set(resting)
 
     def transition(self, order: Order, event: OrderEvent, since: datetime | None) -> None:
         """Observe a committed status change; `since` is when the previous status began."""

@@ -19,6 +19,15 @@ from order_engine.domain.orders import NewOrder, OrderType
 WALLET = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
 OTHER_WALLET = "DRpbCBMxVnDK7maPM5tGv6MvB3v1sRMC86PZ8okm21hy"
 STATUS_PATH = ["pending", "routing", "building", "submitted", "confirmed"]
+# RAY trades at 2 USDC (on Raydium alone, and through SOL); this Meteora pool offers 3:
+# its launch crosses a RAY -> USDC limit between the two.
+RAY_AT_3 = {
+    "dex": "meteora",
+    "tokenA": "RAY",
+    "tokenB": "USDC",
+    "reserveA": "100000",
+    "reserveB": "300000",
+}
 
 Client = TestClient[web.Request, web.Application]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -11,8 +12,10 @@ from aiohttp import web
 from order_engine.api.health_service import HealthCheck
 from order_engine.api.orders_service import OrderService
 from order_engine.chain.client import ChainClient
+from order_engine.chain.model import SlotSummary
 from order_engine.config import Settings
 from order_engine.engine.reconciler import Reconciler
+from order_engine.engine.triggers import TriggerWatcher
 from order_engine.engine.worker import WorkerPool
 from order_engine.hub import Hub
 from order_engine.metrics import Metrics
@@ -33,6 +36,9 @@ METRICS = web.AppKey("metrics", Metrics)
 RECONCILER = web.AppKey("reconciler", Reconciler)
 HEALTH = web.AppKey("health", HealthCheck)
 CHAIN_CLIENT = web.AppKey("chain_client", ChainClient)
+# Told of every slot this process produces (while it leads the chain), after its commit.
+SLOT_LISTENERS = web.AppKey("slot_listeners", list[Callable[[SlotSummary], None]])
+TRIGGERS = web.AppKey("triggers", TriggerWatcher)
 # This process's name: its consumer in the queue's group, and the producer of its slots.
 PROCESS_NAME = web.AppKey("process_name", str)
 # Open sockets, so that shutdown can close them; each handler removes its own.

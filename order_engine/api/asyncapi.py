@@ -73,6 +73,24 @@ _MESSAGES: dict[str, Schema] = {
             },
         },
     ),
+    "price": _message(
+        "price",
+        "While a limit or sniper order rests: its pair's best price now, at most once a "
+        "second and only when it changed. Not an event: no seq, not stored, not replayed",
+        {
+            "type": "object",
+            "required": ["type", "orderId", "price", "timestamp"],
+            "additionalProperties": False,
+            "properties": {
+                "type": {"const": "price"},
+                "orderId": {"$ref": "#/components/schemas/StatusMessage/properties/orderId"},
+                "price": {
+                    "$ref": "#/components/schemas/Quote/properties/price",
+                },
+                "timestamp": {"$ref": "#/components/schemas/StatusMessage/properties/timestamp"},
+            },
+        },
+    ),
     "orderBody": _message(
         "orderBody",
         "The execute socket's first message, from the client: an order body",
@@ -100,8 +118,9 @@ _CHANNELS: dict[str, Schema] = {
     "order": _channel(
         "/ws/orders/{orderId}",
         "One order: its events after `since` replayed from the database in seq order, then "
-        "live ones; closes 1000 after the terminal one.",
-        ["status", "error"],
+        "live ones; closes 1000 after the terminal one. A resting order's socket also gets "
+        "price messages.",
+        ["status", "price", "error"],
         parameters={"orderId": {"description": "the order's id (a UUID)"}},
         bindings={
             "ws": {
@@ -136,8 +155,9 @@ _CHANNELS: dict[str, Schema] = {
     "execute": _channel(
         "/api/orders/execute",
         "The client sends one order body; the server answers accepted, then the order's "
-        "status messages, and closes 1000 after the terminal one.",
-        ["orderBody", "accepted", "status", "error"],
+        "status messages (and price messages while a limit or sniper order rests), and "
+        "closes 1000 after the terminal one.",
+        ["orderBody", "accepted", "status", "price", "error"],
         bindings={"ws": {"query": {"type": "object", "properties": {"apiKey": _API_KEY_QUERY}}}},
     ),
 }
@@ -166,7 +186,7 @@ def document(settings: Settings) -> Schema:
         "channels": _CHANNELS,
         "operations": {
             "followOrder": _operation(
-                "receive", "order", ["status", "error"], "Follow one order to its end"
+                "receive", "order", ["status", "price", "error"], "Follow one order to its end"
             ),
             "followWallet": _operation(
                 "receive", "wallet", ["status", "error"], "Follow every order of a wallet"
@@ -177,7 +197,7 @@ def document(settings: Settings) -> Schema:
             "followExecutedOrder": _operation(
                 "receive",
                 "execute",
-                ["accepted", "status", "error"],
+                ["accepted", "status", "price", "error"],
                 "The placed order, then its status messages",
             ),
         },

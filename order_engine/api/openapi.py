@@ -32,8 +32,9 @@ from order_engine.api.auth import PROTECTED_PREFIXES
 from order_engine.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from order_engine.api.idempotency import MAX_KEY_LENGTH
 from order_engine.api.schemas import (
-    ACCEPTED_ORDER_TYPES,
     CLIENT_ORDER_ID_RE,
+    LIMIT_PRICE_DECIMALS,
+    MAX_LIMIT_PRICE,
     MAX_POOL_RESERVE,
     MAX_SLIPPAGE_BPS,
     UUID_PATTERN,
@@ -44,7 +45,7 @@ from order_engine.api.schemas import (
 from order_engine.api.serialize import ORDER_KEYS
 from order_engine.chain.market import DEXES
 from order_engine.config import Settings
-from order_engine.domain.orders import FailureCode, Order, OrderStatus
+from order_engine.domain.orders import FailureCode, Order, OrderStatus, OrderType
 from order_engine.domain.routes import DIRECT, MULTI_LEG_DEXES, SPLIT, TWO_HOP
 from order_engine.metrics import RECENT_WINDOW_S
 from order_engine.routing.tokens import TOKENS
@@ -146,10 +147,21 @@ def _field_rules(settings: Settings) -> dict[type, dict[str, Schema]]:
                 "description": "a symbol of GET /api/tokens, not inputToken",
             },
             "input_amount": amount,
-            "type": {"type": "string", "enum": [t.value for t in ACCEPTED_ORDER_TYPES]},
+            "type": {
+                "type": "string",
+                "enum": [t.value for t in OrderType],
+                "description": "market runs at once; limit rests until a route pays "
+                "limitPrice; sniper rests until a pool of outputToken launches",
+            },
             "slippage_bps": {"type": "integer", "minimum": 0, "maximum": MAX_SLIPPAGE_BPS},
             "limit_price": _nullable(
-                _number_in("limit orders only: the worst price, outputToken per inputToken")
+                _number_in(
+                    "required for limit orders, optional for sniper orders: the worst price, "
+                    f"outputToken per inputToken; at most {MAX_LIMIT_PRICE} and "
+                    f"{LIMIT_PRICE_DECIMALS} decimals",
+                    exclusiveMinimum=0,
+                    maximum=_json_number(MAX_LIMIT_PRICE),
+                )
             ),
             "expires_at": _nullable(
                 {
@@ -227,6 +239,18 @@ EVENT_DATA: dict[str, Schema] = {
         "description": "failed, and the failure a retry follows",
     },
     "reason": {"type": "string", "description": "failed, cancelled, and a retry"},
+    "limitPrice": {**_DECIMAL, "description": "waiting: the order's limit"},
+    "price": {
+        **_DECIMAL,
+        "description": "waiting: the pair's best price when the order began resting",
+    },
+    "token": {**_TOKEN, "description": "waiting: the token a sniper order waits for a pool of"},
+    "slot": {
+        "type": "integer",
+        "minimum": 0,
+        "description": "waiting: the chain slot it rests from; a sniper fires at a launch after",
+    },
+    "expiresAt": {**_TIMESTAMP, "description": "waiting, expired: the order's deadline"},
     "retryInMs": {"type": "integer", "minimum": 0, "description": "a retry: when it is due"},
 }
 

@@ -29,10 +29,12 @@ DEFAULT_RESTING_LIFETIME = timedelta(hours=24)
 # Large enough for any pool worth simulating, small enough that a reserve in base units
 # fits the 28 digits of the default decimal context (9 decimals at most).
 MAX_POOL_RESERVE = Decimal(10) ** 15
+# A price far past any pool's and no finer than the engine's prices (18 digits): the
+# limit times an amount then stays exact and finite.
+MAX_LIMIT_PRICE = Decimal(10) ** 15
+LIMIT_PRICE_DECIMALS = 18
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
 _UUID_RE = re.compile(UUID_PATTERN)
-# The order types this server takes; the others of OrderType are refused with 400.
-ACCEPTED_ORDER_TYPES = (OrderType.MARKET,)
 CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 CLIENT_ORDER_ID_RULE = "must be 1 to 64 letters, digits or . _ : -"
 # Sequence numbers and page sizes are Postgres integers.
@@ -182,14 +184,33 @@ def _pair_rules(errors: list[FieldError], input_token: str, output_token: str) -
     _check(errors, "outputToken", output_token != input_token, "must differ from inputToken")
 
 
+def _limit_price_rules(errors: list[FieldError], price: Decimal) -> None:
+    if not _check(errors, "limitPrice", price > 0, "must be greater than 0"):
+        return
+    if not _check(
+        errors, "limitPrice", price <= MAX_LIMIT_PRICE, f"must be at most {MAX_LIMIT_PRICE}"
+    ):
+        return
+    _check(
+        errors,
+        "limitPrice",
+        decimal_places(price) <= LIMIT_PRICE_DECIMALS,
+        f"has more than {LIMIT_PRICE_DECIMALS} decimals",
+    )
+
+
 def _resting_rules(errors: list[FieldError], body: OrderBody, now: datetime) -> datetime | None:
-    """limitPrice and expiresAt; returns the expiry of a resting order."""
+    """limitPrice and expiresAt; returns the expiry of a resting order. A sniper order
+    may have a limit too: the worst price it buys at once its pool trades."""
     order_type = body.type
     if body.limit_price is not None:
         if _check(
-            errors, "limitPrice", order_type == OrderType.LIMIT, "only applies to limit orders"
+            errors,
+            "limitPrice",
+            order_type != OrderType.MARKET,
+            "only applies to limit and sniper orders",
         ):
-            _check(errors, "limitPrice", body.limit_price > 0, "must be greater than 0")
+            _limit_price_rules(errors, body.limit_price)
     elif order_type == OrderType.LIMIT:
         errors.append(FieldError("limitPrice", "is required for limit orders"))
     if body.expires_at is None:
@@ -242,15 +263,7 @@ def parse_order(
     _pair_rules(errors, body.input_token, body.output_token)
     _amount_rules(errors, body.input_amount, body.input_token, max_input_amount)
     types = ", ".join(t.value for t in OrderType)
-    if _check(errors, "type", body.type in set(OrderType), f"must be one of {types}"):
-        # Resting orders are accepted by the contract but have no trigger yet: refusing
-        # them is better than accepting orders that would never run (docs/design.md).
-        _check(
-            errors,
-            "type",
-            body.type in ACCEPTED_ORDER_TYPES,
-            "limit and sniper orders are not available yet",
-        )
+    _check(errors, "type", body.type in set(OrderType), f"must be one of {types}")
     _check(
         errors,
         "slippageBps",

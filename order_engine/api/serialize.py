@@ -26,12 +26,14 @@ from order_engine.domain.events import (
     Cancelled,
     Confirmed,
     EventData,
+    Expired,
     Failed,
     Legacy,
     OrderEvent,
     RetryScheduled,
     Routed,
     Submitted,
+    Waiting,
 )
 from order_engine.domain.orders import Order
 from order_engine.domain.routes import Quote, Route
@@ -61,7 +63,17 @@ _converter.register_unstructure_hook(
         **_renames,
     ),
 )
-for _payload in (Accepted, Built, Submitted, Confirmed, Failed, RetryScheduled, Cancelled):
+for _payload in (
+    Accepted,
+    Built,
+    Submitted,
+    Confirmed,
+    Failed,
+    RetryScheduled,
+    Cancelled,
+    Waiting,
+    Expired,
+):
     _payload_renames: dict[str, Any] = {
         a.name: override(rename=camel(a.name)) for a in attrs.fields(_payload)
     }
@@ -131,6 +143,10 @@ def event_data_json(data: EventData) -> dict[str, Any]:
             return _routed(data)
         case Legacy():
             return data.api
+        case Waiting():
+            # The keys of its trigger: a limit's, a sniper's, or both.
+            waiting: dict[str, Any] = _converter.unstructure(data)
+            return {key: value for key, value in waiting.items() if value is not None}
         case _:
             body: dict[str, Any] = _converter.unstructure(data)
             return body
@@ -150,6 +166,18 @@ def event_message(event: OrderEvent) -> dict[str, Any]:
     if event.client_order_id is not None:
         message["clientOrderId"] = event.client_order_id
     return message
+
+
+def price_message(order_id: uuid.UUID, price: Decimal, at: datetime) -> str:
+    """The price of a resting order's pair, as its sockets get it: no seq, not stored."""
+    return orjson.dumps(
+        {
+            "type": "price",
+            "orderId": str(order_id),
+            "price": decimal_str(price),
+            "timestamp": timestamp_str(at),
+        }
+    ).decode()
 
 
 def encode_event(event: OrderEvent) -> str:

@@ -10,13 +10,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
 
+import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from order_engine.api.access import client_of
-from order_engine.api.appkeys import HUB, ORDERS, SETTINGS, WEBSOCKETS, WS_CLIENTS
+from order_engine.api.appkeys import CHAIN_CLIENT, HUB, ORDERS, SETTINGS, WEBSOCKETS, WS_CLIENTS
 from order_engine.api.errors import (
     RETRY_AFTER_S,
     ApiError,
@@ -33,9 +37,11 @@ from order_engine.api.schemas import (
     parse_order_id,
     parse_wallet,
 )
-from order_engine.api.serialize import order_json
+from order_engine.api.serialize import order_json, price_message
 from order_engine.api.strict_json import parse_json
+from order_engine.chain.client import ChainClient
 from order_engine.domain.errors import DomainError
+from order_engine.domain.orders import Order, OrderStatus
 from order_engine.hub import Delivery, Hub, Subscription
 from order_engine.outage import DEPENDENCY_ERRORS
 
@@ -133,7 +139,7 @@ class OrderFollower:
     from Postgres, where every published event is already committed.
     """
 
-    __slots__ = ("_hub", "_order_id", "_orders", "_ws", "last_seq")
+    __slots__ = ("_hub", "_order_id", "_orders", "_ws", "last_seq", "status")
 
     def __init__(
         self,
@@ -142,12 +148,16 @@ class OrderFollower:
         hub: Hub,
         order_id: uuid.UUID,
         since: int,
+        status: OrderStatus | None = None,
     ) -> None:
+        """`status`: the order's status now, when its sends should keep track of it (a
+        resting order's sockets, which get prices only while it is `waiting`)."""
         self._ws = ws
         self._orders = orders
         self._hub = hub
         self._order_id = order_id
         self.last_seq = since
+        self.status = status
 
     async def replay(self) -> bool:
         """Send what Postgres holds after the last seq sent; True if that ends the order."""
@@ -162,6 +172,9 @@ class OrderFollower:
             if event.seq > self.last_seq + 1:
                 missed = await self._orders.events(self._order_id, after_seq=self.last_seq)
                 return await self.send(self._hub.delivery(e) for e in missed if e.seq <= event.seq)
+            if self.status is not None:
+                # Before the send, so that no price follows the message that ended the wait.
+                self.status = OrderStatus(orjson.loads(event.text)["status"])
             await self._ws.send_str(event.text)
             self.last_seq = event.seq
             if event.terminal:
@@ -170,6 +183,9 @@ class OrderFollower:
 
 
 SendEvents = Callable[[list[Delivery]], Awaitable[bool]]
+Tick = Callable[[], Awaitable[None]]
+# A resting order's sockets get its pair's price at most this often (API.md).
+TICK_S = 1.0
 Subscribe = Callable[..., Subscription]
 
 
@@ -186,12 +202,20 @@ class Relay:
     handler may be blocked sending to it, and a close frame would queue behind the rest.
     """
 
-    __slots__ = ("_request", "_send", "_wake", "_ws", "dropped", "sub")
+    __slots__ = ("_request", "_send", "_tick", "_wake", "_ws", "dropped", "sub")
 
-    def __init__(self, request: web.Request, ws: web.WebSocketResponse, send: SendEvents) -> None:
+    def __init__(
+        self,
+        request: web.Request,
+        ws: web.WebSocketResponse,
+        send: SendEvents,
+        tick: Tick | None = None,
+    ) -> None:
+        """`tick`: what else the socket sends, between events, every TICK_S at most."""
         self._request = request
         self._ws = ws
         self._send = send
+        self._tick = tick
         self._wake: asyncio.Future[None] | None = None
         self.dropped = False
         self.sub: Subscription | None = None
@@ -221,14 +245,19 @@ class Relay:
     async def run(self) -> None:
         assert self.sub is not None
         reader = asyncio.create_task(self._read_until_closed())
+        next_tick = time.monotonic()
         try:
             while not (reader.done() or self.dropped):
                 if events := self.sub.take():
                     if await self._send(events):
                         break
                     continue
+                if self._tick is not None and time.monotonic() >= next_tick:
+                    await self._tick()
+                    next_tick = time.monotonic() + TICK_S
                 self._wake = asyncio.get_running_loop().create_future()
-                await self._wake
+                timeout = None if self._tick is None else next_tick - time.monotonic()
+                await asyncio.wait([self._wake], timeout=timeout)
                 self._wake = None
         finally:
             reader.cancel()
@@ -239,13 +268,36 @@ class Relay:
             await _close_normally(self._request, self._ws)
 
 
+def _prices(
+    ws: web.WebSocketResponse, follower: OrderFollower, order: Order, chain: ChainClient
+) -> Tick:
+    """While the order rests, its pair's best price when it changed, from this process's
+    view of the chain (so from any process)."""
+    sent: Decimal | None = None
+
+    async def tick() -> None:
+        nonlocal sent
+        if follower.status is not OrderStatus.WAITING:
+            return
+        price = chain.best_price(order.input_token, order.output_token)
+        if price is not None and price != sent:
+            await ws.send_str(price_message(order.id, price, datetime.now(UTC)))
+            sent = price
+
+    return tick
+
+
 async def _relay_order(
     request: web.Request, ws: web.WebSocketResponse, order_id: uuid.UUID, since: int
 ) -> None:
-    """The order's events after `since` from Postgres, then live ones until terminal."""
+    """The order's events after `since` from Postgres, then live ones until terminal;
+    and, while a limit or sniper order rests, its pair's price now and then."""
     orders, hub = request.app[ORDERS], request.app[HUB]
-    follower = OrderFollower(ws, orders, hub, order_id, since)
-    relay = Relay(request, ws, follower.send)
+    order = await orders.get(order_id)
+    rests = order.type.rests
+    follower = OrderFollower(ws, orders, hub, order_id, since, order.status if rests else None)
+    tick = _prices(ws, follower, order, request.app[CHAIN_CLIENT]) if rests else None
+    relay = Relay(request, ws, follower.send, tick)
     # Subscribed before reading the history, so that nothing published in between is
     # missed; the follower drops what both deliver.
     with relay.subscribe(hub.subscribe_order, order_id):

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -30,6 +31,7 @@ from order_engine.chain.model import (
     decode_summary,
     summary_slot,
 )
+from order_engine.chain.prices import best_price
 from order_engine.routing.pools import Pool
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,8 @@ class ChainClient:
         self._reloading: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        # Pair prices of the view as it is now; emptied whenever it moves.
+        self._prices: dict[tuple[str, str], Decimal | None] = {}
 
     @property
     def current(self) -> bool:
@@ -116,7 +120,15 @@ class ChainClient:
         for found in summary.outcomes:
             self._resolve(found)
 
+    def best_price(self, input_symbol: str, output_symbol: str) -> Decimal | None:
+        """The pair's best price in this view (chain/prices.py), worked out once a slot."""
+        key = (input_symbol, output_symbol)
+        if key not in self._prices:
+            self._prices[key] = best_price(self.market, input_symbol, output_symbol)
+        return self._prices[key]
+
     def _advance(self, slot: int) -> None:
+        self._prices = {}
         self.slot = slot
         self.updated_at = time.monotonic()
         self._slot_changed.set()
@@ -143,6 +155,10 @@ class ChainClient:
                     await self._slot_changed.wait()
                 return state, self.slot
         return state, None
+
+    async def launches(self) -> dict[str, int]:
+        """For each traded token, the slot of the newest launch of a pool trading it."""
+        return await self._ledger.launches()
 
     async def wait_for_slot(self, slot: int) -> None:
         """Until the view has reached `slot`."""

@@ -74,6 +74,15 @@ UNION ALL
 SELECT {_OUTCOME_COLUMNS} FROM chain_transactions WHERE signature = ANY($1::text[])
 """
 
+# The slot of the newest launch of a pool trading each token (genesis pools launch at 0).
+_LAUNCHES = """
+SELECT token, max(launched_slot) AS slot
+FROM (SELECT token_a AS token, launched_slot FROM chain_pools
+      UNION ALL SELECT token_b, launched_slot FROM chain_pools) AS t
+WHERE launched_slot IS NOT NULL
+GROUP BY token
+"""
+
 _ATTEMPT_TAKEN = "SELECT true FROM chain_transactions WHERE order_id = $1 AND attempt = $2"
 
 _OUTCOMES = f"SELECT {_OUTCOME_COLUMNS} FROM chain_transactions WHERE signature = ANY($1)"
@@ -264,6 +273,12 @@ class Ledger:
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
             rows = await conn.fetch(_OUTCOMES, list(signatures))
         return {r["signature"]: outcome(r) for r in rows}
+
+    async def launches(self) -> dict[str, int]:
+        """For each token some pool trades, the slot of the newest launch of such a pool."""
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            rows = await conn.fetch(_LAUNCHES)
+        return {r["token"]: int(r["slot"]) for r in rows}
 
     async def head(self) -> int:
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:

@@ -77,6 +77,27 @@ class Cancelled:
 
 
 @attrs.frozen
+class Waiting:
+    """A limit or sniper order rests: what fires it, and until when."""
+
+    expires_at: datetime | None
+    slot: int
+    """The chain slot it rests from: a sniper fires at a pool launch after it."""
+    limit_price: Decimal | None = None
+    price: Decimal | None = None
+    """The pair's best price when it began resting (None while nothing trades the pair)."""
+    token: str | None = None
+    """The token a sniper order waits for a pool of."""
+
+
+@attrs.frozen
+class Expired:
+    """A resting order reached its deadline without firing."""
+
+    expires_at: datetime
+
+
+@attrs.frozen
 class Legacy:
     """An event stored before payloads were typed: its data as the API wrote it then."""
 
@@ -84,7 +105,17 @@ class Legacy:
 
 
 EventData = (
-    Accepted | Routed | Built | Submitted | Confirmed | Failed | RetryScheduled | Cancelled | Legacy
+    Accepted
+    | Routed
+    | Built
+    | Submitted
+    | Confirmed
+    | Failed
+    | RetryScheduled
+    | Cancelled
+    | Waiting
+    | Expired
+    | Legacy
 )
 
 

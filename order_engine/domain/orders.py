@@ -23,6 +23,11 @@ class OrderType(enum.StrEnum):
     LIMIT = "limit"
     SNIPER = "sniper"
 
+    @property
+    def rests(self) -> bool:
+        """Whether an order of this type rests in `waiting` until its trigger fires."""
+        return self is not OrderType.MARKET
+
 
 class OrderStatus(enum.StrEnum):
     PENDING = "pending"
@@ -129,6 +134,26 @@ class NewOrder:
     expires_at: datetime | None
     client_order_id: str | None = None
     """The client's own name for the order, unique per wallet."""
+
+
+@attrs.frozen
+class RestingOrder:
+    """What deciding to fire a resting (`waiting`) order takes, and no more: the trigger
+    index holds one per order, by the hundred thousand."""
+
+    id: uuid.UUID
+    type: OrderType
+    input_token: str
+    output_token: str
+    input_amount: Decimal
+    limit_price: Decimal | None
+    expires_at: datetime | None
+    rest_slot: int
+    """The chain slot it rests from; a sniper fires at a launch after it."""
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        return self.input_token, self.output_token
 
 
 @attrs.frozen

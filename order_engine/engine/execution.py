@@ -33,8 +33,9 @@ from order_engine.domain.events import (
     RetryScheduled,
     Routed,
     Submitted,
+    Waiting,
 )
-from order_engine.domain.orders import Changes, FailureCode, Order, OrderStatus
+from order_engine.domain.orders import Changes, FailureCode, Order, OrderStatus, OrderType
 from order_engine.domain.routes import Route
 from order_engine.engine.retry import RetryPolicy
 from order_engine.routing.router import (
@@ -42,6 +43,7 @@ from order_engine.routing.router import (
     QuotesUnavailable,
     Router,
     RoutingDecision,
+    limit_amount_out,
     min_amount_out,
 )
 from order_engine.routing.tokens import TOKENS
@@ -84,9 +86,14 @@ class Executor:
         self._rng = rng or random.Random()
 
     async def run(self, order_id: uuid.UUID) -> Outcome:
-        """Drive the order until it is terminal or waits for a retry."""
+        """Drive the order until it is terminal, rests (`waiting`: the trigger watcher
+        fires it) or waits for a retry."""
         order = await self._store.get_order(order_id)
-        while order is not None and not order.status.is_terminal:
+        while (
+            order is not None
+            and not order.status.is_terminal
+            and order.status is not OrderStatus.WAITING
+        ):
             try:
                 try:
                     order = await self._step(order)
@@ -126,6 +133,8 @@ class Executor:
 
     async def _step(self, order: Order) -> Order:
         match order.status:
+            case OrderStatus.PENDING if order.type.rests:
+                return await self._rest(order)
             case OrderStatus.PENDING:
                 return await self._route(order)
             case OrderStatus.ROUTING:
@@ -214,8 +223,28 @@ class Executor:
             ),
         )
 
+    async def _rest(self, order: Order) -> Order:
+        """A limit or sniper order begins resting, its trigger in its event."""
+        return await self._move(
+            order,
+            OrderStatus.WAITING,
+            Waiting(
+                expires_at=order.expires_at,
+                slot=self._chain.slot,
+                limit_price=order.limit_price,
+                price=self._chain.best_price(order.input_token, order.output_token),
+                token=order.output_token if order.type is OrderType.SNIPER else None,
+            ),
+        )
+
     def _minimum(self, order: Order, quoted: Decimal) -> Decimal:
-        return min_amount_out(quoted, order.slippage_bps, TOKENS[order.output_token])
+        """The least the swap may pay: the slippage floor under the quote, and no less
+        than the limit for an order that has one."""
+        token = TOKENS[order.output_token]
+        floor = min_amount_out(quoted, order.slippage_bps, token)
+        if order.limit_price is None:
+            return floor
+        return max(floor, limit_amount_out(order.input_amount, order.limit_price, token))
 
     def _new_transaction(self, order: Order, route: Route, minimum: Decimal) -> Transaction:
         """A transaction for the route, built at the chain's newest slot."""

@@ -7,7 +7,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import Context, Decimal
 
 import attrs
 
@@ -64,6 +64,29 @@ def min_amount_out(quoted: Decimal, slippage_bps: int, token: Token) -> Decimal:
     return token.round_down(quoted * (BPS - slippage_bps) / BPS)
 
 
+# Wide enough that an amount times a price is exact before it is rounded to base units.
+_EXACT = Context(prec=100)
+
+
+def limit_amount_out(amount_in: Decimal, limit_price: Decimal, token: Token) -> Decimal:
+    """The least a swap of `amount_in` may pay at `limit_price` (output per input): rounded
+    up to the output token's base units, so that the limit is never breached."""
+    return token.round_up(_EXACT.multiply(amount_in, limit_price))
+
+
+@attrs.frozen
+class _Plan:
+    """One amount between the two rounds of `Router.route_many`: what round one found,
+    and where its asks of round two start among all of them."""
+
+    amount: Decimal
+    direct: list[Quote]
+    best_first: dict[str, Quote]
+    start: int
+    seconds: int
+    """How many of its asks of round two are second hops (the rest are split shares)."""
+
+
 class Router:
     def __init__(self, venues: Sequence[Venue], *, quote_timeout_s: float) -> None:
         self._venues = list(venues)
@@ -103,66 +126,102 @@ class Router:
     async def route(self, src: Token, dst: Token, amount: Decimal) -> RoutingDecision:
         """Raises NoRoute when no venue can quote the pair, QuotesUnavailable when the
         venues that might have failed or timed out."""
+        (decision,) = await self.route_many(src, dst, [amount])
+        if isinstance(decision, Exception):
+            raise decision
+        return decision
+
+    async def route_many(
+        self, src: Token, dst: Token, amounts: Sequence[Decimal]
+    ) -> list[RoutingDecision | NoRoute | QuotesUnavailable]:
+        """`route` for many amounts of one pair at once, in the same two rounds: each venue
+        is asked once a round for the quotes of every amount. Each amount gets its
+        decision, or the NoRoute or QuotesUnavailable that `route` would raise."""
         failed: set[str] = set()
         hubs = [TOKENS[h] for h in HUBS if h not in (src.symbol, dst.symbol)]
         # Round one, all at once: every venue direct, and the first hop to every hub.
-        direct_asks = [(v, src, dst, amount) for v in self._venues]
-        hop_asks = [(v, src, hub, amount) for hub in hubs for v in self._venues]
-        results = await self._quotes(direct_asks + hop_asks, failed)
-        direct = [q for q in results[: len(direct_asks)] if q is not None]
-        first_hops = [q for q in results[len(direct_asks) :] if q is not None]
+        asks: list[tuple[Venue, Token, Token, Decimal]] = []
+        for amount in amounts:
+            asks += [(v, src, dst, amount) for v in self._venues]
+            asks += [(v, src, hub, amount) for hub in hubs for v in self._venues]
+        results = await self._quotes(asks, failed)
+        n_direct = len(self._venues)
+        per_amount = n_direct * (1 + len(hubs))
 
         # Round two, all at once: the second hop from the best first hop to each hub,
         # and the split shares if one venue alone would move the price enough.
         live = [v for v in self._venues if v.name not in failed]
-        best_first = {
-            hub.symbol: choose_best(hop)
-            for hub in hubs
-            if (hop := [q for q in first_hops if q.output_token == hub.symbol])
-        }
-        second_asks = [
-            (v, TOKENS[hub], dst, q.amount_out) for hub, q in best_first.items() for v in live
+        plans = []
+        asks = []
+        for i, amount in enumerate(amounts):
+            mine = results[i * per_amount : (i + 1) * per_amount]
+            direct = [q for q in mine[:n_direct] if q is not None]
+            first_hops = [q for q in mine[n_direct:] if q is not None]
+            best_first = {
+                hub.symbol: choose_best(hop)
+                for hub in hubs
+                if (hop := [q for q in first_hops if q.output_token == hub.symbol])
+            }
+            second_asks = [
+                (v, TOKENS[hub], dst, q.amount_out) for hub, q in best_first.items() for v in live
+            ]
+            split_asks: list[tuple[Venue, Token, Token, Decimal]] = []
+            if direct and choose_best(direct).price_impact_bps >= SPLIT_MIN_IMPACT_BPS:
+                quoted = [v for v in live if any(q.dex == v.name for q in direct)]
+                for a, b in itertools.combinations(quoted, 2):
+                    for share in SPLIT_SHARES:
+                        part = src.round_down(amount * share)
+                        if 0 < part < amount:
+                            split_asks += [(a, src, dst, part), (b, src, dst, amount - part)]
+            plans.append(_Plan(amount, direct, best_first, len(asks), len(second_asks)))
+            asks += second_asks + split_asks
+        plans_end = [*(plan.start for plan in plans[1:]), len(asks)]
+        results = await self._quotes(asks, failed)
+        return [
+            self._decide(src, dst, plan, results[plan.start : end], failed)
+            for plan, end in zip(plans, plans_end, strict=True)
         ]
-        split_asks: list[tuple[Venue, Token, Token, Decimal]] = []
-        if direct and choose_best(direct).price_impact_bps >= SPLIT_MIN_IMPACT_BPS:
-            quoted = [v for v in live if any(q.dex == v.name for q in direct)]
-            for a, b in itertools.combinations(quoted, 2):
-                for share in SPLIT_SHARES:
-                    part = src.round_down(amount * share)
-                    if 0 < part < amount:
-                        split_asks += [(a, src, dst, part), (b, src, dst, amount - part)]
-        results = await self._quotes(second_asks + split_asks, failed)
-        second_hops = results[: len(second_asks)]
-        split_quotes = results[len(second_asks) :]
 
-        candidates = [Route(DIRECT, (q,), q.amount_out) for q in direct]
+    def _decide(
+        self,
+        src: Token,
+        dst: Token,
+        plan: _Plan,
+        second_round: Sequence[Quote | None],
+        failed: set[str],
+    ) -> RoutingDecision | NoRoute | QuotesUnavailable:
+        second_hops = second_round[: plan.seconds]
+        split_quotes = second_round[plan.seconds :]
+        candidates = [Route(DIRECT, (q,), q.amount_out) for q in plan.direct]
         for i in range(0, len(split_quotes), 2):
             a_quote, b_quote = split_quotes[i], split_quotes[i + 1]
             if a_quote is not None and b_quote is not None:
                 total = a_quote.amount_out + b_quote.amount_out
                 candidates.append(Route(SPLIT, (a_quote, b_quote), total))
-        for hub, first in best_first.items():
+        for hub, first in plan.best_first.items():
             seconds = [q for q in second_hops if q is not None and q.input_token == hub]
             if seconds:
                 second = choose_best(seconds)
                 candidates.append(Route(TWO_HOP, (first, second), second.amount_out))
         if not candidates:
             if failed:
-                raise QuotesUnavailable(
+                return QuotesUnavailable(
                     f"no venue could quote {src.symbol} -> {dst.symbol}: "
                     f"{', '.join(sorted(failed))} failed or timed out"
                 )
-            raise NoRoute(f"no venue quotes {src.symbol} -> {dst.symbol} for {amount}")
+            return NoRoute(f"no venue quotes {src.symbol} -> {dst.symbol} for {plan.amount}")
         chosen = choose_route(candidates)
         # Describing every candidate costs more than routing a small order: only when logged.
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "routed %s %s -> %s: chose %s; compared %s; venues left out: %s",
-                amount,
+                plan.amount,
                 src.symbol,
                 dst.symbol,
                 chosen.describe(),
                 "; ".join(c.describe() for c in candidates),
                 ", ".join(sorted(failed)) or "none",
             )
-        return RoutingDecision(quotes=tuple(direct), candidates=tuple(candidates), route=chosen)
+        return RoutingDecision(
+            quotes=tuple(plan.direct), candidates=tuple(candidates), route=chosen
+        )

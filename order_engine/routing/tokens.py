@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
 import attrs
 
@@ -21,6 +21,10 @@ class Token:
     def round_down(self, amount: Decimal) -> Decimal:
         """Round as a chain pays out: down to whole base units, never up."""
         return amount.quantize(self.unit, rounding=ROUND_DOWN)
+
+    def round_up(self, amount: Decimal) -> Decimal:
+        """Round a least acceptable amount: up to whole base units, so it is never less."""
+        return amount.quantize(self.unit, rounding=ROUND_UP)
 
 
 # SOL trades as wrapped SOL, whose mint this is.

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import asyncpg
 import attrs
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 from cattrs.strategies import configure_tagged_union
 
 from order_engine.batch import Batcher
@@ -17,6 +18,7 @@ from order_engine.domain.errors import (
     ClientOrderIdInUse,
     DomainError,
     OrderNotFound,
+    RateLimited,
     StatusConflict,
 )
 from order_engine.domain.events import Accepted, EventData, OrderEvent
@@ -26,11 +28,13 @@ from order_engine.domain.orders import (
     Order,
     OrderStatus,
     OrderType,
+    RestingOrder,
     sources_of,
 )
 from order_engine.domain.routes import Route
 from order_engine.formats import exact_json
 from order_engine.hub import Hub
+from order_engine.routing.tokens import TOKENS
 
 _ORDER_COLUMNS = """
     id, type, status, user_wallet, input_token, output_token, input_amount, slippage_bps,
@@ -81,6 +85,7 @@ WITH u AS (
         status = u.status,
         last_seq = o.last_seq + 1,
         updated_at = now(),
+        changed_xid = pg_current_xact_id(),
         dex = COALESCE(u.dex, o.dex),
         quoted_amount_out = COALESCE(u.quoted_amount_out, o.quoted_amount_out),
         min_amount_out = COALESCE(u.min_amount_out, o.min_amount_out),
@@ -106,6 +111,43 @@ LEFT JOIN moved m ON m.id = u.id
 """
 
 _GET_ORDERS = f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ANY($1::uuid[])"
+
+# The resting orders' cap is counted under a per-wallet lock held to the commit, so that
+# two submissions of one wallet cannot both take its last place. Two-key advisory locks
+# of their own class, apart from the leaders' and the orders' (leader.py, engine/locks.py).
+RESTING_LOCK_CLASS = 0x6F72
+_LOCK_WALLETS = "SELECT pg_advisory_xact_lock($1::int, hashtext(w)) FROM unnest($2::text[]) AS w"
+_COUNT_RESTING = """
+SELECT user_wallet, count(*) AS resting FROM orders
+WHERE type <> 'market' AND status IN ('pending', 'waiting') AND user_wallet = ANY($1::text[])
+GROUP BY user_wallet
+"""
+RESTING_RETRY_AFTER_S = 5
+
+# What the trigger index keeps of a resting order; a sniper's slot is in its waiting
+# event, the order's last while it rests.
+_RESTING_COLUMNS = """
+o.id, o.type, o.status, o.input_token, o.output_token, o.input_amount, o.limit_price,
+o.expires_at,
+CASE WHEN o.type = 'sniper' THEN (
+    SELECT (e.data ->> 'slot')::bigint FROM order_events e
+    WHERE e.order_id = o.id AND e.seq = o.last_seq
+) END AS rest_slot
+"""
+# Resting orders with the horizon of the statement's snapshot, in every row (and alone
+# in one when no order matches): every transaction older than its xmin had ended, so
+# what a later read must ask for is what transactions at or after it changed.
+_WITH_HORIZON = """
+SELECT h.horizon, r.* FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) AS h
+LEFT JOIN ({}) AS r ON true
+"""
+_RESTING = _WITH_HORIZON.format(
+    f"SELECT {_RESTING_COLUMNS} FROM orders o WHERE o.type <> 'market' AND o.status = 'waiting'"
+)
+_RESTING_CHANGES = _WITH_HORIZON.format(
+    f"SELECT {_RESTING_COLUMNS} FROM orders o "
+    "WHERE o.type <> 'market' AND o.changed_xid >= $1::xid8"
+)
 
 _GET_STATUS = "SELECT status FROM orders WHERE id = $1"
 
@@ -264,6 +306,21 @@ def _order(row: asyncpg.Record) -> Order:
     )
 
 
+def _resting(row: asyncpg.Record) -> RestingOrder:
+    # Token symbols from TOKENS rather than from the row, so that a hundred thousand
+    # orders share a handful of strings.
+    return RestingOrder(
+        id=row["id"],
+        type=OrderType(row["type"]),
+        input_token=TOKENS[row["input_token"]].symbol,
+        output_token=TOKENS[row["output_token"]].symbol,
+        input_amount=row["input_amount"],
+        limit_price=row["limit_price"],
+        expires_at=row["expires_at"],
+        rest_slot=row["rest_slot"] if row["rest_slot"] is not None else -1,
+    )
+
+
 def _event(row: asyncpg.Record) -> OrderEvent:
     return OrderEvent(
         order_id=row["order_id"],
@@ -299,6 +356,7 @@ class _Write:
 
 
 Change = tuple[Order, OrderEvent]
+Connection = asyncpg.Connection | PoolConnectionProxy
 
 
 class OrderStore:
@@ -317,11 +375,15 @@ class OrderStore:
         hub: Hub | None = None,
         observer: Observer | None = None,
         acquire_timeout: float = 5.0,
+        max_resting_per_wallet: int = 0,
     ) -> None:
+        """`max_resting_per_wallet`: how many limit and sniper orders a wallet may have
+        pending or waiting at once (0: no limit)."""
         self._pool = pool
         self._hub = hub
         self._observer = observer
         self._acquire_timeout = acquire_timeout
+        self._max_resting = max_resting_per_wallet
         self._inserts: Batcher[_Insert, Change] = Batcher(self._insert_batch)
         self._writes: Batcher[_Write, Change] = Batcher(self._write_batch, key=lambda w: w.order.id)
         self._reads: Batcher[uuid.UUID, Order | None] = Batcher(self._read_batch)
@@ -341,37 +403,34 @@ class OrderStore:
         return await self._inserts(_Insert(uuid.uuid4(), new, queued))
 
     async def _insert_batch(self, batch: list[_Insert]) -> list[Change | DomainError]:
+        refused: dict[uuid.UUID, DomainError] = {}
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
-            rows = await conn.fetch(
-                _INSERT_ORDERS,
-                [i.order_id for i in batch],
-                [i.new.type.value for i in batch],
-                [i.new.user_wallet for i in batch],
-                [i.new.input_token for i in batch],
-                [i.new.output_token for i in batch],
-                [i.new.input_amount for i in batch],
-                [i.new.slippage_bps for i in batch],
-                [i.new.limit_price for i in batch],
-                [i.new.expires_at for i in batch],
-                [i.queued for i in batch],
-                store_data(Accepted()),
-                [i.new.client_order_id for i in batch],
-            )
+            if self._max_resting and any(i.new.type.rests for i in batch):
+                async with conn.transaction():
+                    refused = await self._over_resting_cap(conn, batch)
+                    rows = await self._insert_rows(
+                        conn, [i for i in batch if i.order_id not in refused]
+                    )
+            else:
+                rows = await self._insert_rows(conn, batch)
             orders = {row["id"]: _order(row) for row in rows}
-            refused = [i for i in batch if i.order_id not in orders]
+            taken = [i for i in batch if i.order_id not in orders and i.order_id not in refused]
             holders = {}
-            if refused:
+            if taken:
                 # Only a clientOrderId taken already (ON CONFLICT … DO NOTHING) leaves an
                 # order out: name the order that holds it.
                 found = await conn.fetch(
                     _CLIENT_ORDER_IDS,
-                    [i.new.user_wallet for i in refused],
-                    [i.new.client_order_id for i in refused],
+                    [i.new.user_wallet for i in taken],
+                    [i.new.client_order_id for i in taken],
                 )
                 holders = {(r["user_wallet"], r["client_order_id"]): r["id"] for r in found}
         results: list[Change | DomainError] = []
         changes = []
         for item in batch:
+            if item.order_id in refused:
+                results.append(refused[item.order_id])
+                continue
             if item.order_id not in orders:
                 name = item.new.client_order_id
                 assert name is not None
@@ -392,6 +451,50 @@ class OrderStore:
         await self._committed([(change, None) for change in changes])
         return results
 
+    async def _insert_rows(self, conn: Connection, batch: list[_Insert]) -> list[asyncpg.Record]:
+        if not batch:
+            return []
+        rows: list[asyncpg.Record] = await conn.fetch(
+            _INSERT_ORDERS,
+            [i.order_id for i in batch],
+            [i.new.type.value for i in batch],
+            [i.new.user_wallet for i in batch],
+            [i.new.input_token for i in batch],
+            [i.new.output_token for i in batch],
+            [i.new.input_amount for i in batch],
+            [i.new.slippage_bps for i in batch],
+            [i.new.limit_price for i in batch],
+            [i.new.expires_at for i in batch],
+            [i.queued for i in batch],
+            store_data(Accepted()),
+            [i.new.client_order_id for i in batch],
+        )
+        return rows
+
+    async def _over_resting_cap(
+        self, conn: Connection, batch: list[_Insert]
+    ) -> dict[uuid.UUID, DomainError]:
+        """The limit and sniper orders of `batch` that their wallet has no place left
+        for, counted under the wallets' locks (held until the transaction ends)."""
+        resting = [i for i in batch if i.new.type.rests]
+        wallets = sorted({i.new.user_wallet for i in resting})
+        # In one order, so that two batches locking the same wallets cannot deadlock.
+        await conn.execute(_LOCK_WALLETS, RESTING_LOCK_CLASS, wallets)
+        counts = {r["user_wallet"]: r["resting"] for r in await conn.fetch(_COUNT_RESTING, wallets)}
+        refused: dict[uuid.UUID, DomainError] = {}
+        for item in resting:
+            wallet = item.new.user_wallet
+            if counts.get(wallet, 0) >= self._max_resting:
+                refused[item.order_id] = RateLimited(
+                    f"wallet {wallet} has {self._max_resting} limit and sniper orders pending "
+                    "or waiting already (MAX_RESTING_PER_WALLET): one must fire, expire or "
+                    "be cancelled first",
+                    RESTING_RETRY_AFTER_S,
+                )
+            else:
+                counts[wallet] = counts.get(wallet, 0) + 1
+        return refused
+
     async def _known(self, order: Order | uuid.UUID) -> Order:
         if isinstance(order, Order):
             return order
@@ -408,18 +511,22 @@ class OrderStore:
         changes: Changes = Changes(),
         *,
         since: datetime | None = None,
+        only_from: OrderStatus | None = None,
     ) -> Change:
         """Move an order to `new_status` and append its event, or change nothing.
 
-        Raises StatusConflict when the current status does not lead to `new_status`,
-        OrderNotFound when there is no such order. Given the order as the caller has it,
-        the order after the move is worked out rather than read back; given its id, it
-        is read first. `since`: when the order's previous status began, for the step's
-        duration.
+        Raises StatusConflict when the current status does not lead to `new_status` (or
+        is not `only_from`, when given), OrderNotFound when there is no such order. Given
+        the order as the caller has it, the order after the move is worked out rather than
+        read back; given its id, it is read first. `since`: when the order's previous
+        status began, for the step's duration.
         """
-        write = _Write(
-            await self._known(order), new_status, sources_of(new_status), changes, data, since
-        )
+        sources = sources_of(new_status)
+        if only_from is not None:
+            if only_from not in sources:
+                raise ValueError(f"{only_from} does not lead to {new_status}")
+            sources = frozenset({only_from})
+        write = _Write(await self._known(order), new_status, sources, changes, data, since)
         return await self._writes(write)
 
     async def record(
@@ -437,15 +544,20 @@ class OrderStore:
         return await self._writes(write)
 
     async def _write_batch(self, batch: list[_Write]) -> list[Change | DomainError]:
+        # By order id: two batches that share orders (a firing of many resting orders and
+        # a wallet's cancels, from two processes) then lock their rows in the same order,
+        # and one waits for the other instead of deadlocking with it.
+        ordered = sorted(batch, key=lambda w: w.order.id)
+
         def column(get: Callable[[Changes], object]) -> list[object]:
-            return [get(w.changes) for w in batch]
+            return [get(w.changes) for w in ordered]
 
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
             rows = await conn.fetch(
                 _TRANSITIONS,
-                [w.order.id for w in batch],
-                [w.status.value for w in batch],
-                [",".join(s.value for s in w.sources) for w in batch],
+                [w.order.id for w in ordered],
+                [w.status.value for w in ordered],
+                [",".join(s.value for s in w.sources) for w in ordered],
                 column(lambda c: c.dex),
                 column(lambda c: c.quoted_amount_out),
                 column(lambda c: c.min_amount_out),
@@ -460,7 +572,7 @@ class OrderStore:
                 column(lambda c: c.failure_code),
                 column(lambda c: c.failure_reason),
                 column(lambda c: c.forget_tx),
-                [_json(store_data(w.data)) for w in batch],
+                [_json(store_data(w.data)) for w in ordered],
             )
         by_id = {row["wanted"]: row for row in rows}
         results: list[Change | DomainError] = []
@@ -553,6 +665,29 @@ class OrderStore:
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
             rows = await conn.fetch(query, *args)
         return [_order(r) for r in rows]
+
+    async def resting_orders(self) -> tuple[int, list[RestingOrder]]:
+        """Every resting order, and the horizon to ask `resting_changes` from next."""
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            rows = await conn.fetch(_RESTING)
+        return int(rows[0]["horizon"]), [_resting(r) for r in rows if r["id"] is not None]
+
+    async def resting_changes(
+        self, horizon: int
+    ) -> tuple[int, list[RestingOrder], list[uuid.UUID]]:
+        """The limit and sniper orders changed by transactions at or after `horizon` (the
+        ones a read at `horizon` may not have seen): the horizon to ask from next, those
+        resting, and the ids of those that no longer rest. Pending orders are in neither
+        list."""
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            rows = await conn.fetch(_RESTING_CHANGES, horizon)
+        resting = [_resting(r) for r in rows if r["status"] == OrderStatus.WAITING]
+        gone = [
+            r["id"]
+            for r in rows
+            if r["id"] is not None and r["status"] not in (OrderStatus.PENDING, OrderStatus.WAITING)
+        ]
+        return int(rows[0]["horizon"]), resting, gone
 
     async def list_stalled(self, *, idle_for: timedelta, limit: int) -> list[uuid.UUID]:
         """Queued, non-terminal orders unchanged for `idle_for`, longest idle first."""

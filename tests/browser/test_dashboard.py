@@ -123,23 +123,31 @@ async def test_refused_order_shows_the_servers_error_by_field(
     client: Client, browser: Browser
 ) -> None:
     """The form sends a limit order with API.md's fields; the server's 400 is shown with
-    its code and the message of each field it names, the field marked, and no row added."""
+    its code and the message of each field it names, the field marked, and no row added;
+    corrected, the order is placed and rests, its trigger in its waiting event."""
     page, errors = await open_page(browser, client, "/")
     await expect(page.locator("#socket-state")).to_have_text("socket: live", timeout=TIMEOUT_MS)
     form = page.locator("#order-form")
     await form.locator("[name=type]").select_option("limit")
-    await form.locator("[name=limitPrice]").fill("150")
+    await form.locator("[name=limitPrice]").fill("0")
     async with page.expect_request("**/api/orders/execute") as sent:
         await form.locator("button[type=submit]").click()
     body = (await sent.value).post_data_json
     assert body is not None
-    assert (body["type"], body["limitPrice"]) == ("limit", "150")
+    assert (body["type"], body["limitPrice"]) == ("limit", "0")
 
     error = page.locator("#form-error")
     await expect(error).to_contain_text("validation_error")
-    await expect(error.locator("li")).to_contain_text("type")
-    await expect(form.locator("[name=type]")).to_have_class("invalid")
+    await expect(error.locator("li")).to_contain_text("limitPrice")
+    await expect(form.locator("[name=limitPrice]")).to_have_class("invalid")
     await expect(page.locator("#order-rows tr")).to_have_count(0)
+
+    await form.locator("[name=limitPrice]").fill("1000")
+    await form.locator("button[type=submit]").click()
+    row = page.locator("#order-rows tr").first
+    await expect(row.locator(".status")).to_have_text("waiting", timeout=TIMEOUT_MS)
+    await row.click()
+    await expect(page.locator("#detail")).to_contain_text("rests until 1000 or better")
     assert errors == []
 
 

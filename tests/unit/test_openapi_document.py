@@ -17,7 +17,7 @@ import order_engine
 from order_engine.api.errors import DOMAIN_ERRORS
 from order_engine.api.openapi import ERROR_CODES, document
 from order_engine.api.schemas import (
-    ACCEPTED_ORDER_TYPES,
+    MAX_LIMIT_PRICE,
     MAX_SLIPPAGE_BPS,
     OrderBody,
     PoolBody,
@@ -80,11 +80,13 @@ def test_request_bodies_are_their_attrs_classes(schema: str, cls: type) -> None:
 
 
 def test_order_body_bounds_are_the_validators() -> None:
-    """The bounds and enums that the issue found copied by hand come from the code: only
-    the accepted order types, the slippage bound, MAX_INPUT_AMOUNT of the settings."""
+    """The bounds and enums that the issue found copied by hand come from the code: the
+    order types, the slippage and limit price bounds, MAX_INPUT_AMOUNT of the settings."""
     properties = SCHEMAS["OrderBody"]["properties"]
-    assert properties["type"]["enum"] == [t.value for t in ACCEPTED_ORDER_TYPES]
+    assert properties["type"]["enum"] == [t.value for t in OrderType]
     assert properties["slippageBps"]["maximum"] == MAX_SLIPPAGE_BPS
+    limit = properties["limitPrice"]["oneOf"][0]["oneOf"][0]
+    assert limit["maximum"] == int(MAX_LIMIT_PRICE)
     small = document(Settings(max_input_amount=Decimal(500)))
     amount = small["components"]["schemas"]["OrderBody"]["properties"]["inputAmount"]
     assert amount["oneOf"][0]["maximum"] == 500

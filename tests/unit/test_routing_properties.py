@@ -139,3 +139,35 @@ def test_a_split_is_never_worse_than_the_best_single_venue(seed: int, steps: int
         assert sum(q.input_amount for q in decision.route.legs) == Decimal(sol) / 10
     if splits:
         assert max(s.amount_out for s in splits) <= decision.route.amount_out
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(0, 10**6),
+    st.integers(0, 5),
+    st.sampled_from(TRADED),
+    st.sampled_from(TRADED),
+    st.lists(st.integers(0, 10**7), min_size=1, max_size=6),
+)
+def test_routing_many_amounts_at_once_decides_each_as_routing_it_alone(
+    seed: int, steps: int, src: str, dst: str, hundredths: list[int]
+) -> None:
+    """route_many asks each venue once a round for every amount; what it decides for each
+    amount (a route, or no route for a dust amount) is what route decides for it alone."""
+    if src == dst:
+        reject()
+    market = Market(listed_pools(genesis_pools()))
+    for slot in range(1, steps + 1):
+        walk_market(market, seed=seed, slot=slot, volatility=0.02)
+    router = Router(chain_venues(lambda: market, quote_delay_s=0), quote_timeout_s=5)
+    amounts = [Decimal(h) / 100 for h in hundredths]
+
+    async def alone(amount: Decimal) -> RoutingDecision | str:
+        try:
+            return await router.route(TOKENS[src], TOKENS[dst], amount)
+        except NoRoute as exc:
+            return str(exc)
+
+    together = asyncio.run(router.route_many(TOKENS[src], TOKENS[dst], amounts))
+    one_by_one = [asyncio.run(alone(amount)) for amount in amounts]
+    assert [d if isinstance(d, RoutingDecision) else str(d) for d in together] == one_by_one

@@ -95,7 +95,10 @@ def test_every_problem_is_reported_at_once() -> None:
         ({"slippageBps": 1.5}, "slippageBps"),
         ({"slippageBps": "50"}, "slippageBps"),
         ({"type": "stop"}, "type"),
-        ({"type": "limit", "limitPrice": "100"}, "type"),
+        ({"type": "limit"}, "limitPrice"),
+        ({"type": "limit", "limitPrice": "0"}, "limitPrice"),
+        ({"type": "limit", "limitPrice": "1e16"}, "limitPrice"),
+        ({"type": "limit", "limitPrice": "0.0000000000000000001"}, "limitPrice"),
         ({"limitPrice": "100"}, "limitPrice"),
         ({"expiresAt": "2030-01-01T00:00:00Z"}, "expiresAt"),
         ({"unexpected": 1}, "unexpected"),
@@ -131,10 +134,36 @@ def test_a_body_that_is_not_an_object_is_refused(payload: Any) -> None:
     assert fields_of(rejected(payload)) == {"body"}
 
 
-def test_limit_orders_are_refused_until_they_have_a_trigger() -> None:
-    later = (NOW + timedelta(hours=1)).isoformat()
-    error = rejected(order_body(type="limit", limitPrice="150", expiresAt=later))
-    assert fields_of(error) == {"type"}
+def test_a_limit_order_has_its_limit_and_a_deadline_of_a_day_by_default() -> None:
+    order = parse_order(
+        order_body(type="limit", limitPrice="150.25"), max_input_amount=MAX, now=NOW
+    )
+    assert order.type is OrderType.LIMIT
+    assert order.limit_price == Decimal("150.25")
+    assert order.expires_at == NOW + timedelta(hours=24)
+
+
+def test_a_sniper_order_may_have_a_limit_and_a_deadline_of_its_own() -> None:
+    later = NOW + timedelta(minutes=5)
+    bare = parse_order(
+        order_body(type="sniper", outputToken="POPCAT"), max_input_amount=MAX, now=NOW
+    )
+    capped = parse_order(
+        order_body(
+            type="sniper",
+            outputToken="POPCAT",
+            limitPrice="1000",
+            expiresAt=later.isoformat().replace("+00:00", "Z"),
+        ),
+        max_input_amount=MAX,
+        now=NOW,
+    )
+    assert (bare.type, bare.limit_price, bare.expires_at) == (
+        OrderType.SNIPER,
+        None,
+        NOW + timedelta(hours=24),
+    )
+    assert (capped.limit_price, capped.expires_at) == (Decimal("1000"), later)
 
 
 def test_expiry_must_have_a_zone_and_lie_in_the_future() -> None:

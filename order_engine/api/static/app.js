@@ -311,6 +311,12 @@ function describe(event) {
       return `${d.amountOut} at ${d.executedPrice}, tx ${short(d.txHash)}`;
     case "failed":
       return `${d.code}: ${d.reason}`;
+    case "waiting": {
+      const trigger = d.token ? `a pool of ${d.token}` : `${d.limitPrice} or better (now ${d.price ?? "no route"})`;
+      return `rests until ${trigger}${d.token && d.limitPrice ? ` at ${d.limitPrice} or better` : ""}, by ${d.expiresAt}`;
+    }
+    case "expired":
+      return `its deadline ${d.expiresAt} passed`;
     default:
       return d.reason ?? "";
   }
@@ -362,7 +368,7 @@ function formBody(form) {
     inputAmount: value("inputAmount"),
   };
   if (value("slippageBps")) body.slippageBps = Number(value("slippageBps"));
-  if (body.type === "limit" && value("limitPrice")) body.limitPrice = value("limitPrice");
+  if (body.type !== "market" && value("limitPrice")) body.limitPrice = value("limitPrice");
   if (body.type !== "market" && value("expiresAt")) body.expiresAt = new Date(value("expiresAt")).toISOString();
   return body;
 }
