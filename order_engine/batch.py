@@ -2,9 +2,10 @@
 batch (one statement, one round trip), and each caller gets its own result.
 
 A call waits at most for the turn to end and for a free place among the batches in
-flight; under load, batches grow instead of round trips multiplying. Two calls with the
-same key never share a batch (one UPDATE changes a row once): the later one waits for
-the next. A batch that fails fails every caller in it with the same exception.
+flight; under load, batches grow instead of round trips multiplying. A call whose key a
+batch in flight already has waits for that batch to end (one UPDATE changes a row once,
+and two changes of one order apply in the order they were asked for). A batch that
+fails fails every caller in it with the same exception.
 """
 
 from __future__ import annotations
@@ -33,44 +34,59 @@ class Batcher(Generic[T, R]):
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._in_flight = 0
         self._scheduled = False
+        self._busy_keys: set[Hashable] = set()
         # The loop keeps only weak references to tasks.
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def __call__(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
-        self._schedule()
+        if self._key is None or self._key(item) not in self._busy_keys:
+            self._schedule()
         return await future
 
+    def _has_ready(self) -> bool:
+        """Whether a waiting call could go into a batch now."""
+        if self._key is None:
+            return bool(self._waiting)
+        return any(self._key(item) not in self._busy_keys for item, _ in self._waiting)
+
     def _schedule(self) -> None:
-        if not self._scheduled:
-            self._scheduled = True
-            # At the next turn: every task that runs in this one adds its call first.
-            asyncio.get_running_loop().call_soon(self._flush)
+        """Start a batch unless one is starting already or too many are in flight. Its
+        task takes the waiting calls when it first runs, at the next turn of the loop:
+        every task that runs in this one adds its call first."""
+        if self._scheduled or self._in_flight >= self._max_in_flight:
+            return
+        self._scheduled = True
+        self._in_flight += 1
+        task = asyncio.get_running_loop().create_task(self._execute())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    def _flush(self) -> None:
-        self._scheduled = False
-        while self._waiting and self._in_flight < self._max_in_flight:
-            batch: list[tuple[T, asyncio.Future[R]]] = []
-            later: list[tuple[T, asyncio.Future[R]]] = []
-            keys: set[Hashable] = set()
-            for entry in self._waiting:
-                key = self._key(entry[0]) if self._key is not None else None
-                if len(batch) >= self._max_size or (key is not None and key in keys):
-                    later.append(entry)
-                    continue
-                keys.add(key)
-                batch.append(entry)
-            self._waiting = later
-            self._in_flight += 1
-            task = asyncio.get_running_loop().create_task(self._execute(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+    def _take(self) -> list[tuple[T, asyncio.Future[R]]]:
+        """Up to max_size waiting calls, oldest first, none whose key a batch in flight
+        (this one included) already has: that call waits for the batch to end."""
+        batch: list[tuple[T, asyncio.Future[R]]] = []
+        later: list[tuple[T, asyncio.Future[R]]] = []
+        for entry in self._waiting:
+            key = self._key(entry[0]) if self._key is not None else None
+            if len(batch) >= self._max_size or (key is not None and key in self._busy_keys):
+                later.append(entry)
+                continue
+            if key is not None:
+                self._busy_keys.add(key)
+            batch.append(entry)
+        self._waiting = later
+        return batch
 
-    async def _execute(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+    async def _execute(self) -> None:
         """Run one batch and answer its callers; `run` returns one result per item."""
+        self._scheduled = False
+        batch = self._take()
+        if self._has_ready():
+            self._schedule()
         try:
-            results = await self._run([item for item, _ in batch])
+            results = await self._run([item for item, _ in batch]) if batch else []
         except BaseException as exc:
             for _, future in batch:
                 if not future.done():
@@ -87,5 +103,7 @@ class Batcher(Generic[T, R]):
                     future.set_result(result)
         finally:
             self._in_flight -= 1
-            if self._waiting:
+            if self._key is not None:
+                self._busy_keys.difference_update(self._key(item) for item, _ in batch)
+            if self._has_ready():
                 self._schedule()

@@ -15,6 +15,7 @@ backoff. A retry re-quotes and builds a new transaction.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import uuid
@@ -62,10 +63,14 @@ class Outcome:
 
 
 class _Transient(Exception):
-    def __init__(self, code: FailureCode, reason: str, *, forget_tx: bool = False) -> None:
+    def __init__(
+        self, code: FailureCode, reason: str, order: Order, *, forget_tx: bool = False
+    ) -> None:
+        """`order`: the order as it stands when the failure is known."""
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        self.order = order
         self.forget_tx = forget_tx
 
 
@@ -98,7 +103,7 @@ class Executor:
                 try:
                     order = await self._step(order)
                 except _Transient as exc:
-                    return await self._after_transient(order, exc)
+                    return await self._after_transient(exc.order, exc)
             except StatusConflict as exc:
                 # Someone else moved the order (a cancel, another delivery): go on from
                 # what it is now.
@@ -140,7 +145,20 @@ class Executor:
             case OrderStatus.ROUTING:
                 return await self._build(order)
             case OrderStatus.BUILDING:
-                return await self._move(order, OrderStatus.SUBMITTED, Submitted(order.tx_hash))
+                # The transaction is stored: it may be sent while `submitted` is written,
+                # since a crash in between only sends the same one again.
+                tx = self._transaction(order)
+                submitted, outcome = await asyncio.gather(
+                    self._move(order, OrderStatus.SUBMITTED, Submitted(order.tx_hash)),
+                    self._chain.execute(tx),
+                    return_exceptions=True,
+                )
+                for failure in (submitted, outcome):
+                    if isinstance(failure, BaseException):
+                        raise failure
+                assert isinstance(submitted, Order)
+                assert isinstance(outcome, TxOutcome)
+                return await self._settled(submitted, outcome)
             case OrderStatus.SUBMITTED if order.tx_hash is None:
                 return await self._rebuild(order)
             case OrderStatus.SUBMITTED:
@@ -196,7 +214,7 @@ class Executor:
         try:
             return await self._router.route(src, dst, order.input_amount)
         except QuotesUnavailable as exc:
-            raise _Transient(FailureCode.DEX_ERROR, str(exc)) from exc
+            raise _Transient(FailureCode.DEX_ERROR, str(exc), order) from exc
 
     def _routed(self, order: Order, decision: RoutingDecision) -> Routed:
         return Routed(
@@ -323,7 +341,9 @@ class Executor:
         """Send the stored transaction and wait for its outcome. Sending is idempotent: an
         order resumed after a crash sends what it sent before, and the chain answers with
         what became of it."""
-        outcome = await self._chain.execute(self._transaction(order))
+        return await self._settled(order, await self._chain.execute(self._transaction(order)))
+
+    async def _settled(self, order: Order, outcome: TxOutcome) -> Order:
         match outcome.status, outcome.failure:
             case TxStatus.LANDED, _:
                 return await self._confirm(order, outcome)
@@ -333,12 +353,16 @@ class Executor:
                 )
             case TxStatus.FAILED, _:
                 raise _Transient(
-                    FailureCode.DEX_ERROR, outcome.reason or "the DEX refused", forget_tx=True
+                    FailureCode.DEX_ERROR,
+                    outcome.reason or "the DEX refused",
+                    order,
+                    forget_tx=True,
                 )
             case TxStatus.EXPIRED, _:
                 raise _Transient(
                     FailureCode.TX_EXPIRED,
                     f"transaction {outcome.signature} expired before it landed",
+                    order,
                     forget_tx=True,
                 )
         raise AssertionError(f"no outcome is final as {outcome.status}")
