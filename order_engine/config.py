@@ -312,8 +312,9 @@ class Settings:
     chain_slot_ms: int = setting(
         "CHAIN_SLOT_MS",
         400,
-        integer(),
-        "the shared chain closes a slot this often (one process at a time)",
+        integer(low=10),
+        "the shared chain closes a slot this often (one process at a time); shorter than "
+        "a Postgres commit would only queue slots",
         section=_DEX,
     )
     chain_tx_expiry_slots: int = setting(

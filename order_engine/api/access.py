@@ -10,6 +10,7 @@ TRUSTED_PROXIES, the address its `X-Forwarded-For` names.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 import uuid
 from time import perf_counter
@@ -103,6 +104,11 @@ async def send_request_id(request: web.Request, response: web.StreamResponse) ->
 
 class AccessLogger(AbstractAccessLogger):
     """One line a request, after its response is sent (for a WebSocket, when it closes)."""
+
+    @property
+    def enabled(self) -> bool:
+        # aiohttp asks before it calls log(): at WARNING nothing of the line is built.
+        return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         started = request.get(STARTED_KEY)

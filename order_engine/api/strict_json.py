@@ -136,7 +136,9 @@ def parse_json(raw: bytes | str, *, field: str = "body", max_bytes: int = 1 << 2
             raise refuse(f"is not UTF-8 (byte {exc.start})") from None
     else:
         text = raw
-    if (depth := nesting(text)) > MAX_DEPTH:
+    # Fewer brackets than the limit cannot nest past it, wherever they are.
+    deep = text.count("[") + text.count("{") > MAX_DEPTH
+    if deep and (depth := nesting(text)) > MAX_DEPTH:
         raise refuse(f"nests {depth} levels deep, more than {MAX_DEPTH}")
     numbers_refused = False
 

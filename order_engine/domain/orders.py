@@ -135,6 +135,33 @@ class NewOrder:
     client_order_id: str | None = None
     """The client's own name for the order, unique per wallet."""
 
+    def placed(self, order_id: uuid.UUID, at: datetime) -> Order:
+        """The order as the store inserts it: pending, nothing else decided yet."""
+        return Order(
+            id=order_id,
+            type=self.type,
+            status=OrderStatus.PENDING,
+            user_wallet=self.user_wallet,
+            input_token=self.input_token,
+            output_token=self.output_token,
+            input_amount=self.input_amount,
+            slippage_bps=self.slippage_bps,
+            limit_price=self.limit_price,
+            expires_at=self.expires_at,
+            dex=None,
+            quoted_amount_out=None,
+            min_amount_out=None,
+            amount_out=None,
+            executed_price=None,
+            tx_hash=None,
+            attempts=0,
+            failure_code=None,
+            failure_reason=None,
+            created_at=at,
+            updated_at=at,
+            client_order_id=self.client_order_id,
+        )
+
 
 @attrs.frozen
 class RestingOrder:

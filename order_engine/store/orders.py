@@ -44,7 +44,7 @@ _ORDER_COLUMNS = """
 """
 
 # Many orders and their first events in one statement, each with the id given.
-_INSERT_ORDERS = f"""
+_INSERT_ORDERS = """
 WITH new AS (
     INSERT INTO orders (id, type, status, user_wallet, input_token, output_token,
                         input_amount, slippage_bps, limit_price, expires_at, queued_at, last_seq,
@@ -64,7 +64,7 @@ WITH new AS (
     INSERT INTO order_events (order_id, seq, status, data, created_at)
     SELECT id, 1, status, $11::jsonb, created_at FROM new
 )
-SELECT {_ORDER_COLUMNS} FROM new
+SELECT id, created_at FROM new
 """
 
 # Many transitions in one statement. Each row's WHERE re-checks its order's status under
@@ -413,7 +413,12 @@ class OrderStore:
                     )
             else:
                 rows = await self._insert_rows(conn, batch)
-            orders = {row["id"]: _order(row) for row in rows}
+            created = {row["id"]: row["created_at"] for row in rows}
+            orders = {
+                i.order_id: i.new.placed(i.order_id, created[i.order_id])
+                for i in batch
+                if i.order_id in created
+            }
             taken = [i for i in batch if i.order_id not in orders and i.order_id not in refused]
             holders = {}
             if taken:
