@@ -116,8 +116,11 @@ SELECT
     (SELECT coalesce(jsonb_agg(due ORDER BY seq), '[]') FROM due) AS due,
     (SELECT coalesce(jsonb_agg(launched), '[]') FROM launched) AS launched,
     ARRAY(
-        SELECT order_id FROM chain_transactions
-        WHERE status = 'landed' AND order_id IN (SELECT order_id FROM due)
+        SELECT d.order_id FROM due d
+        WHERE EXISTS (
+            SELECT 1 FROM chain_transactions l
+            WHERE l.order_id = d.order_id AND l.status = 'landed'
+        )
     ) AS landed_orders
 """
 

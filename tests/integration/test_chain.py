@@ -4,6 +4,7 @@ that go missing, and genesis."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -14,8 +15,15 @@ import redis.asyncio as aioredis
 from order_engine.api.appkeys import CHAIN_CLIENT
 from order_engine.chain.ledger import Ledger
 from order_engine.chain.market import genesis_pools
-from order_engine.chain.model import SlotSummary
+from order_engine.chain.model import (
+    SlotSummary,
+    Transaction,
+    TxFailure,
+    TxStatus,
+    build_transaction,
+)
 from order_engine.chain.slots import SlotConfig, SlotProducer
+from order_engine.domain.routes import SwapLeg
 from order_engine.leader import LEADER_CLASS, Leadership, Role
 from order_engine.store.orders import create_pool
 from tests.conftest import AppClient
@@ -114,3 +122,39 @@ async def test_a_producer_whose_lock_connection_dies_takes_the_lead_again(
         await chain.wait_for_slot(before + 5)
     slots = [r["slot"] for r in await db.fetch("SELECT slot FROM chain_slots ORDER BY slot")]
     assert slots == list(range(len(slots)))
+
+
+async def test_a_second_swap_for_an_order_that_already_landed_is_refused(
+    start_app: AppClient,
+) -> None:
+    """Two builds of one order reach the chain (a resend after a crash, rebuilt at a later
+    slot): the first lands, the second is refused by the slot that finds the order's
+    landed swap, so an order never trades twice; another order in that slot still lands."""
+    client = await start_app()
+    chain = client.app[CHAIN_CLIENT]
+    await chain.wait_for_slot(1)
+    leg = SwapLeg("raydium", "SOL", "USDC", Decimal("0.1"))
+
+    def build(order_id: uuid.UUID, attempt: int) -> Transaction:
+        return build_transaction(
+            order_id,
+            attempt,
+            "raydium",
+            "SOL",
+            "USDC",
+            Decimal("0.1"),
+            (leg,),
+            Decimal(0),
+            chain.slot,
+        )
+
+    twice, once = uuid.uuid4(), uuid.uuid4()
+    first = await chain.execute(build(twice, 1))
+    assert first.status is TxStatus.LANDED
+    second, other = await asyncio.gather(
+        chain.execute(build(twice, 2)), chain.execute(build(once, 1))
+    )
+    assert second.status is TxStatus.FAILED
+    assert second.failure is TxFailure.REFUSED
+    assert second.reason == f"order {twice} already has a landed swap"
+    assert other.status is TxStatus.LANDED
