@@ -123,8 +123,9 @@ UTF8_NAMES = ("utf-8", "utf8")
 @web.middleware
 def body_middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
     # Without a body (every WebSocket) the handler's awaitable is returned as it is, so
-    # that this middleware keeps no frame for as long as a socket lasts.
-    if check_body(request):
+    # that this middleware keeps no frame for as long as a socket lasts. A body that came
+    # whole with its head (most do) has nothing left to time.
+    if check_body(request) and not request.content.is_eof():
         return _with_body(request, handler)
     return handler(request)
 

@@ -5,6 +5,7 @@ Every problem in a request is reported at once, each with the camelCase field it
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Mapping
@@ -133,6 +134,8 @@ def _structure_errors(exc: BaseException) -> list[FieldError]:
     return [FieldError("body", _message(exc))]
 
 
+# A wallet sends many orders: its address is decoded once, not on each of them.
+@functools.lru_cache(maxsize=4096)
 def is_solana_address(value: str) -> bool:
     if len(value) not in _ADDRESS_LENGTHS:
         return False
