@@ -40,7 +40,7 @@ from order_engine.api.auth import auth_middleware
 from order_engine.api.errors import body_middleware, error_middleware
 from order_engine.api.health_service import Check, HealthCheck, condition
 from order_engine.api.idempotency import purge_periodically
-from order_engine.api.metrics import metrics_middleware
+from order_engine.api.metrics import time_response
 from order_engine.api.orders_service import OrderService
 from order_engine.api.ratelimit import SubmissionLimiter
 from order_engine.api.routes import setup_routes
@@ -327,14 +327,12 @@ async def close_websockets(app: web.Application) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     # The request's id and client first, so that every line logged under it has them;
-    # metrics outside the error middleware, so that they see the status it answered;
-    # authentication inside it, so that a refusal has the error shape, and before the
-    # body checks, so that a client without a key learns nothing else.
+    # authentication inside the error middleware, so that a refusal has the error shape,
+    # and before the body checks, so that a client without a key learns nothing else.
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
             request_context_middleware,
-            metrics_middleware,
             error_middleware,
             auth_middleware,
             body_middleware,
@@ -360,5 +358,6 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.on_shutdown.append(close_websockets)
     app.on_response_prepare.append(send_request_id)
+    app.on_response_prepare.append(time_response)
     setup_routes(app)
     return app

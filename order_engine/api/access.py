@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import re
 import uuid
+from collections.abc import Awaitable
 from random import getrandbits
 from time import perf_counter
 
@@ -30,9 +31,6 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
 CLIENT_KEY = web.RequestKey("client", str)
-# What a service bound while handling the request (a new order's id), for the access
-# line, which aiohttp writes after the middleware has returned.
-ORDER_KEY = web.RequestKey[uuid.UUID | None]("order_id")
 # uvloop's clock, which aiohttp times requests with, counts whole milliseconds.
 STARTED_KEY = web.RequestKey("started", float)
 
@@ -75,7 +73,9 @@ def route_template(request: web.BaseRequest) -> str:
 
 
 @web.middleware
-async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def request_context_middleware(
+    request: web.Request, handler: Handler
+) -> Awaitable[web.StreamResponse]:
     request[STARTED_KEY] = perf_counter()
     raw_id = request.headers.get(REQUEST_ID_HEADER, "")
     # An id only has to tell requests apart, not be unguessable: the process's own
@@ -88,14 +88,13 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
         request.app[SETTINGS].trusted_proxies,
     )
     raw_order = request.match_info.get("orderId", "")
-    request_token = REQUEST_ID.set(request_id)
-    order_token = ORDER_ID.set(uuid.UUID(raw_order) if _UUID.match(raw_order) else None)
-    try:
-        return await handler(request)
-    finally:
-        request[ORDER_KEY] = ORDER_ID.get()
-        ORDER_ID.reset(order_token)
-        REQUEST_ID.reset(request_token)
+    # aiohttp runs every request in a task of its own, with a copy of the context: what
+    # is bound here (and what a service binds later, such as a new order's id) lasts
+    # until the access line, written in that task, and needs no reset. The handler's
+    # awaitable is returned as it is: no frame of this is kept while a socket lasts.
+    REQUEST_ID.set(request_id)
+    ORDER_ID.set(uuid.UUID(raw_order) if _UUID.match(raw_order) else None)
+    return handler(request)
 
 
 async def send_request_id(request: web.Request, response: web.StreamResponse) -> None:
@@ -116,7 +115,7 @@ class AccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         started = request.get(STARTED_KEY)
         seconds = time if started is None else perf_counter() - started
-        order_id = request.get(ORDER_KEY)
+        order_id = ORDER_ID.get()
         extra: dict[str, object] = {
             "method": request.method,
             "route": route_template(request),

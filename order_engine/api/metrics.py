@@ -1,4 +1,4 @@
-"""GET /metrics and GET /api/stats, and the middleware that times every HTTP handler."""
+"""GET /metrics and GET /api/stats, and the timing of every HTTP response."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from datetime import UTC, datetime
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from order_engine.api.access import route_template
+from order_engine.api.access import STARTED_KEY, route_template
 from order_engine.api.appkeys import METRICS, QUEUE, WEBSOCKETS, WORKERS
-from order_engine.api.errors import Handler
 from order_engine.formats import timestamp_str
 
 log = logging.getLogger(__name__)
@@ -21,24 +20,16 @@ log = logging.getLogger(__name__)
 DEPTH_TIMEOUT_S = 1.0
 
 
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    response: web.StreamResponse | None = None
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        # A socket's handler lasts as long as the socket: not a request latency.
-        if not isinstance(response, web.WebSocketResponse):
-            request.app[METRICS].http_duration.labels(
-                method=request.method, route=route_template(request), status=str(status)
-            ).observe(time.perf_counter() - started)
+async def time_response(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: the time from the request's arrival to its response's head,
+    by method, route and status; no middleware frame is kept while a socket lasts."""
+    started = request.get(STARTED_KEY)
+    # A socket lasts as long as its client stays: not a request latency.
+    if started is None or isinstance(response, web.WebSocketResponse):
+        return
+    request.app[METRICS].http_duration.labels(
+        method=request.method, route=route_template(request), status=str(response.status)
+    ).observe(time.perf_counter() - started)
 
 
 async def _count(what: str, probe: Awaitable[int]) -> int | None:

@@ -8,6 +8,7 @@ close whose code says why (see `_end`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -255,9 +256,15 @@ class Relay:
                 if self._tick is not None and time.monotonic() >= next_tick:
                     await self._tick()
                     next_tick = time.monotonic() + TICK_S
-                self._wake = asyncio.get_running_loop().create_future()
-                timeout = None if self._tick is None else next_tick - time.monotonic()
-                await asyncio.wait([self._wake], timeout=timeout)
+                # The future itself is awaited: asyncio.wait() would keep a set, a waiter
+                # and a frame of its own for every idle socket.
+                self._wake = wake = asyncio.get_running_loop().create_future()
+                if self._tick is None:
+                    await wake
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(max(0.0, next_tick - time.monotonic())):
+                            await wake
                 self._wake = None
         finally:
             reader.cancel()
@@ -287,16 +294,25 @@ def _prices(
     return tick
 
 
+def _follower(
+    order: Order, request: web.Request, ws: web.WebSocketResponse, since: int
+) -> tuple[OrderFollower, Tick | None]:
+    """The order's follower, and its price ticks if it rests: apart from _relay_order, so
+    that the order read here is not kept by the frame of every open socket."""
+    orders, hub = request.app[ORDERS], request.app[HUB]
+    if not order.type.rests:
+        return OrderFollower(ws, orders, hub, order.id, since), None
+    follower = OrderFollower(ws, orders, hub, order.id, since, order.status)
+    return follower, _prices(ws, follower, order, request.app[CHAIN_CLIENT])
+
+
 async def _relay_order(
     request: web.Request, ws: web.WebSocketResponse, order_id: uuid.UUID, since: int
 ) -> None:
     """The order's events after `since` from Postgres, then live ones until terminal;
     and, while a limit or sniper order rests, its pair's price now and then."""
     orders, hub = request.app[ORDERS], request.app[HUB]
-    order = await orders.get(order_id)
-    rests = order.type.rests
-    follower = OrderFollower(ws, orders, hub, order_id, since, order.status if rests else None)
-    tick = _prices(ws, follower, order, request.app[CHAIN_CLIENT]) if rests else None
+    follower, tick = _follower(await orders.get(order_id), request, ws, since)
     relay = Relay(request, ws, follower.send, tick)
     # Subscribed before reading the history, so that nothing published in between is
     # missed; the follower drops what both deliver.
