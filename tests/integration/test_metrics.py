@@ -77,6 +77,13 @@ async def test_metrics_count_orders_and_time_every_step(start_app: AppClient) ->
         )
         == 1
     )
+    # The socket that followed the order lasted as long as its client: not a latency.
+    assert not [
+        labels
+        for name, labels in found
+        if name == "order_engine_http_request_duration_seconds_count"
+        and ("route", "/ws/orders/{orderId}") in labels
+    ]
     assert value(found, "order_engine_queue_depth") == 0
     assert value(found, "order_engine_orders_in_flight") == 0
 
