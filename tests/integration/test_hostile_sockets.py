@@ -37,7 +37,7 @@ from tests.hostile import (
     hostile_wallets,
 )
 from tests.integration.test_api_errors import error_of
-from tests.integration.test_hostile_http import HEALTH_BUDGET_S, encoded, nothing_stored
+from tests.integration.test_hostile_http import LIVE_BUDGET_S, encoded, nothing_stored
 from tests.support import OTHER_WALLET, WALLET, Client, order_body
 
 BUDGET_S = 1.0
@@ -48,7 +48,7 @@ Outcome = tuple[int | None, list[dict[str, Any]], int | None]
 
 async def socket_outcome(client: Client, path: str, frames: Sequence[Frame] = ()) -> Outcome:
     """(HTTP status if refused before the upgrade, messages, close code) of a socket that
-    is sent `frames`, all within BUDGET_S, while /health answers beside it."""
+    is sent `frames`, all within BUDGET_S, while /livez answers beside it."""
 
     async def talk() -> Outcome:
         try:
@@ -63,17 +63,17 @@ async def socket_outcome(client: Client, path: str, frames: Sequence[Frame] = ()
         messages = [msg.json() async for msg in ws if msg.type == aiohttp.WSMsgType.TEXT]
         return None, messages, ws.close_code
 
-    async def health() -> float:
+    async def live() -> float:
         started = time.perf_counter()
-        async with client.get("/health") as resp:
+        async with client.get("/livez") as resp:
             assert resp.status == 200
         return time.perf_counter() - started
 
     started = time.perf_counter()
     outcome: Outcome
-    outcome, health_took = await asyncio.gather(asyncio.wait_for(talk(), BUDGET_S), health())
+    outcome, live_took = await asyncio.gather(asyncio.wait_for(talk(), BUDGET_S), live())
     assert time.perf_counter() - started < BUDGET_S
-    assert health_took < HEALTH_BUDGET_S
+    assert live_took < LIVE_BUDGET_S
     return outcome
 
 
