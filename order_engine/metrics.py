@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import TypeVar, cast
 
 import attrs
 from prometheus_client import (
@@ -25,6 +26,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.metrics import MetricWrapperBase
 
 from order_engine.domain.events import Failed, OrderEvent, RetryScheduled
 from order_engine.domain.orders import FailureCode, Order, OrderStatus
@@ -34,6 +36,7 @@ HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.
 STEP_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 ORDER_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 RECENT_WINDOW_S = 60
+M = TypeVar("M", bound=MetricWrapperBase)
 
 
 @attrs.define
@@ -216,37 +219,50 @@ class Metrics:
             namespace=NAMESPACE,
             registry=self.registry,
         )
+        self._children: dict[tuple[object, ...], MetricWrapperBase] = {}
+
+    def _child(self, metric: M, *values: str) -> M:
+        """metric.labels(*values), kept: labels() costs more than what is then counted."""
+        key = (id(metric), *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return cast(M, child)
 
     def accepted(self, *, queued: bool) -> None:
-        self.orders_accepted.labels(mode="queued" if queued else "created").inc()
+        self._child(self.orders_accepted, "queued" if queued else "created").inc()
         self.recent.accepted()
+
+    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self._child(self.http_duration, method, route, str(status)).observe(seconds)
 
     def slot_closed(self, seconds: float, statuses: Iterable[str]) -> None:
         self.slot_duration.observe(seconds)
         for status in statuses:
-            self.chain_transactions.labels(status=status).inc()
+            self._child(self.chain_transactions, status).inc()
 
     def trigger_pass(self, check_s: float, *, fired: int, expired: int, resting: int) -> None:
         self.trigger_check.observe(check_s)
-        self.triggered.labels(action="fired").inc(fired)
-        self.triggered.labels(action="expired").inc(expired)
+        self._child(self.triggered, "fired").inc(fired)
+        self._child(self.triggered, "expired").inc(expired)
         self.resting.set(resting)
 
     def transition(self, order: Order, event: OrderEvent, since: datetime | None) -> None:
         """Observe a committed status change; `since` is when the previous status began."""
         if since is not None:
-            self.step_duration.labels(status=event.status.value).observe(
+            self._child(self.step_duration, event.status.value).observe(
                 max((event.timestamp - since).total_seconds(), 0.0)
             )
         data = event.data
         if isinstance(data, RetryScheduled):
-            self.retries.labels(code=data.code).inc()
+            self._child(self.retries, data.code).inc()
         if isinstance(data, Failed) and data.code == FailureCode.DEAD_LETTERED:
             self.dead_letters.inc()
         if event.status.is_terminal:
             latency_s = max((event.timestamp - order.created_at).total_seconds(), 0.0)
-            self.orders_finished.labels(status=event.status.value, dex=order.dex or "none").inc()
-            self.accept_to_terminal.labels(status=event.status.value).observe(latency_s)
+            status = event.status.value
+            self._child(self.orders_finished, status, order.dex or "none").inc()
+            self._child(self.accept_to_terminal, status).observe(latency_s)
             self.recent.finished(event.status, latency_s)
 
     def exposition(

@@ -27,9 +27,9 @@ async def time_response(request: web.Request, response: web.StreamResponse) -> N
     # A socket lasts as long as its client stays: not a request latency.
     if started is None or isinstance(response, web.WebSocketResponse):
         return
-    request.app[METRICS].http_duration.labels(
-        method=request.method, route=route_template(request), status=str(response.status)
-    ).observe(time.perf_counter() - started)
+    request.app[METRICS].http_request(
+        request.method, route_template(request), response.status, time.perf_counter() - started
+    )
 
 
 async def _count(what: str, probe: Awaitable[int]) -> int | None:

@@ -41,7 +41,7 @@ async def create_order(request: web.Request) -> web.Response:
 async def execute_new_order(request: web.Request) -> web.Response:
     placed = await request.app[ORDERS].place(await _read_order(request), execute=True)
     body = order_json(placed.order)
-    body["wsUrl"] = f"/ws/orders/{placed.order.id}"
+    body["wsUrl"] = f"/ws/orders/{body['orderId']}"
     return json_body(body, status=202, headers=ratelimit_headers(placed.quotas))
 
 

@@ -155,6 +155,11 @@ def decimal_places(value: Decimal) -> int:
     return max(0, -(exponent + trailing_zeros))
 
 
+_ORDER_TYPES = frozenset(OrderType)
+_ORDER_TYPES_RULE = "must be one of " + ", ".join(t.value for t in OrderType)
+_TOKENS_RULE = "must be one of " + ", ".join(TOKENS)
+
+
 def _check(errors: list[FieldError], field: str, ok: bool, message: str) -> bool:
     if not ok:
         errors.append(FieldError(field, message))
@@ -164,26 +169,22 @@ def _check(errors: list[FieldError], field: str, ok: bool, message: str) -> bool
 def _amount_rules(
     errors: list[FieldError], amount: Decimal, input_token: str, max_input_amount: Decimal
 ) -> None:
-    if not _check(errors, "inputAmount", amount > 0, "must be greater than 0"):
-        return
-    if not _check(
-        errors, "inputAmount", amount <= max_input_amount, f"must be at most {max_input_amount}"
-    ):
-        return
-    token = TOKENS.get(input_token)
-    if token is not None:
-        _check(
-            errors,
-            "inputAmount",
-            decimal_places(amount) <= token.decimals,
-            f"has more than the {token.decimals} decimals of {token.symbol}",
+    # Messages are written only for a failed rule: most bodies pass them all.
+    if not amount > 0:
+        errors.append(FieldError("inputAmount", "must be greater than 0"))
+    elif not amount <= max_input_amount:
+        errors.append(FieldError("inputAmount", f"must be at most {max_input_amount}"))
+    elif (token := TOKENS.get(input_token)) is not None and decimal_places(amount) > token.decimals:
+        errors.append(
+            FieldError(
+                "inputAmount", f"has more than the {token.decimals} decimals of {token.symbol}"
+            )
         )
 
 
 def _pair_rules(errors: list[FieldError], input_token: str, output_token: str) -> None:
-    known = ", ".join(TOKENS)
-    _check(errors, "inputToken", input_token in TOKENS, f"must be one of {known}")
-    _check(errors, "outputToken", output_token in TOKENS, f"must be one of {known}")
+    _check(errors, "inputToken", input_token in TOKENS, _TOKENS_RULE)
+    _check(errors, "outputToken", output_token in TOKENS, _TOKENS_RULE)
     _check(errors, "outputToken", output_token != input_token, "must differ from inputToken")
 
 
@@ -265,8 +266,7 @@ def parse_order(
     )
     _pair_rules(errors, body.input_token, body.output_token)
     _amount_rules(errors, body.input_amount, body.input_token, max_input_amount)
-    types = ", ".join(t.value for t in OrderType)
-    _check(errors, "type", body.type in set(OrderType), f"must be one of {types}")
+    _check(errors, "type", body.type in _ORDER_TYPES, _ORDER_TYPES_RULE)
     _check(
         errors,
         "slippageBps",
