@@ -105,9 +105,9 @@ class Router:
 
         async def ask(venue: Venue, indexes: list[int]) -> None:
             try:
-                answers = await asyncio.wait_for(
-                    venue.quotes([asks[i][1:] for i in indexes]), self._quote_timeout_s
-                )
+                # A timeout scope, not wait_for(), which would give the ask a task of its own.
+                async with asyncio.timeout(self._quote_timeout_s):
+                    answers = await venue.quotes([asks[i][1:] for i in indexes])
             except TimeoutError:
                 log.warning("quotes from %s timed out after %ss", venue.name, self._quote_timeout_s)
                 failed.add(venue.name)
