@@ -215,11 +215,14 @@ async def test_transaction_held_back_past_its_expiry_never_lands_and_is_rebuilt_
     """A transaction built and stored, then held back (its worker stalled) until more than
     CHAIN_TX_EXPIRY_SLOTS slots passed: the chain refuses it, and the order builds a new
     one, which lands. One swap in all."""
-    engine = await make_engine(start_app, chain_tx_expiry_slots=3)
+    # The new transaction must land within the expiry too: 50 slots of 10 ms leave it room
+    # on a loaded machine, where 3 did not.
+    expiry = 50
+    engine = await make_engine(start_app, chain_tx_expiry_slots=expiry)
     order = await engine.routed()
     stale = engine.transaction(order, built_slot=engine.chain.slot)
     await engine.submitted(order, stale)
-    await engine.chain.wait_for_slot(stale.built_slot + 4)
+    await engine.chain.wait_for_slot(stale.built_slot + expiry + 1)
 
     first = await engine.executor.run(order.id)
     assert first.retry_in_s is not None
