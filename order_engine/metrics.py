@@ -223,7 +223,7 @@ class Metrics:
 
     def _child(self, metric: M, *values: str) -> M:
         """metric.labels(*values), kept: labels() costs more than what is then counted."""
-        key = (id(metric), *values)
+        key = (metric, *values)
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = metric.labels(*values)

@@ -399,12 +399,11 @@ def parse_pool(payload: Any, *, dexes: tuple[str, ...]) -> PoolBody:
         raise validation_error(_structure_errors(exc)) from None
     errors: list[FieldError] = []
     _check(errors, "dex", body.dex in dexes, f"must be one of {', '.join(dexes)}")
-    known = ", ".join(TOKENS)
     for field, symbol, reserve in (
         ("tokenA", body.token_a, body.reserve_a),
         ("tokenB", body.token_b, body.reserve_b),
     ):
-        if _check(errors, field, symbol in TOKENS, f"must be one of {known}"):
+        if _check(errors, field, symbol in TOKENS, _TOKENS_RULE):
             token = TOKENS[symbol]
             reserve_field = field.replace("token", "reserve")
             if _check(
