@@ -22,7 +22,7 @@ from order_engine.app import create_app
 from order_engine.config import ConfigError, Settings, load_settings, write_settings_docs
 from order_engine.embedded import EmbeddedUnavailable, embedded_services
 from order_engine.logs import ACCESS_LOGGER, configure_logging
-from order_engine.memory import use_c_allocator
+from order_engine.memory import tune_collector, use_c_allocator
 from order_engine.migrations import migrate
 from order_engine.processes import run_processes
 
@@ -44,6 +44,7 @@ async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
     )
     await runner.setup()
     listener = await listen(runner, settings, reuse_port=reuse_port)
+    tune_collector()
     log.info("order engine listening on http://%s:%s", settings.host, settings.port)
 
     stop = asyncio.Event()
