@@ -37,9 +37,14 @@ class Batcher(Generic[T, R]):
         self._busy_keys: set[Hashable] = set()
         # The loop keeps only weak references to tasks.
         self._tasks: set[asyncio.Task[None]] = set()
+        # The loop of the first call, kept: on Python 3.11 get_running_loop() makes a
+        # getpid() system call each time, and a batcher is called for every order step.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, item: T) -> R:
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = self._loop.create_future()
         self._waiting.append((item, future))
         if self._key is None or self._key(item) not in self._busy_keys:
             self._schedule()
@@ -59,7 +64,8 @@ class Batcher(Generic[T, R]):
             return
         self._scheduled = True
         self._in_flight += 1
-        task = asyncio.get_running_loop().create_task(self._execute())
+        assert self._loop is not None
+        task = self._loop.create_task(self._execute())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -246,6 +246,7 @@ class Relay:
     async def run(self) -> None:
         assert self.sub is not None
         reader = asyncio.create_task(self._read_until_closed())
+        loop = asyncio.get_running_loop()
         next_tick = time.monotonic()
         try:
             while not (reader.done() or self.dropped):
@@ -258,7 +259,7 @@ class Relay:
                     next_tick = time.monotonic() + TICK_S
                 # The future itself is awaited: asyncio.wait() would keep a set, a waiter
                 # and a frame of its own for every idle socket.
-                self._wake = wake = asyncio.get_running_loop().create_future()
+                self._wake = wake = loop.create_future()
                 if self._tick is None:
                     await wake
                 else:
