@@ -145,20 +145,7 @@ class Executor:
             case OrderStatus.ROUTING:
                 return await self._build(order)
             case OrderStatus.BUILDING:
-                # The transaction is stored: it may be sent while `submitted` is written,
-                # since a crash in between only sends the same one again.
-                tx = self._transaction(order)
-                submitted, outcome = await asyncio.gather(
-                    self._move(order, OrderStatus.SUBMITTED, Submitted(order.tx_hash)),
-                    self._chain.execute(tx),
-                    return_exceptions=True,
-                )
-                for failure in (submitted, outcome):
-                    if isinstance(failure, BaseException):
-                        raise failure
-                assert isinstance(submitted, Order)
-                assert isinstance(outcome, TxOutcome)
-                return await self._settled(submitted, outcome)
+                return await self._submit(order, self._transaction(order))
             case OrderStatus.SUBMITTED if order.tx_hash is None:
                 return await self._rebuild(order)
             case OrderStatus.SUBMITTED:
@@ -302,13 +289,30 @@ class Executor:
         minimum = self._minimum(order, order.route.amount_out)
         tx = self._new_transaction(order, order.route, minimum)
         # The transaction is stored before it is sent, so that after a crash the same one
-        # is sent again (the chain runs a signature once) instead of a second swap.
-        return await self._move(
+        # is sent again (the chain runs a signature once) instead of a second swap. It
+        # goes out as built here; one found in `building` is rebuilt from what was stored.
+        built = await self._move(
             order,
             OrderStatus.BUILDING,
             Built(dex=order.route.dex, min_amount_out=minimum),
             Changes(min_amount_out=minimum, tx_hash=tx.signature, tx_slot=tx.built_slot),
         )
+        return await self._submit(built, tx)
+
+    async def _submit(self, order: Order, tx: Transaction) -> Order:
+        """Send the stored transaction while `submitted` is written (a crash in between
+        only sends the same one again), then settle the order by its outcome."""
+        submitted, outcome = await asyncio.gather(
+            self._move(order, OrderStatus.SUBMITTED, Submitted(order.tx_hash)),
+            self._chain.execute(tx),
+            return_exceptions=True,
+        )
+        for failure in (submitted, outcome):
+            if isinstance(failure, BaseException):
+                raise failure
+        assert isinstance(submitted, Order)
+        assert isinstance(outcome, TxOutcome)
+        return await self._settled(submitted, outcome)
 
     async def _rebuild(self, order: Order) -> Order:
         """A retry of a transaction that did not land: quote again and build a new one,
