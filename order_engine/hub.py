@@ -5,6 +5,11 @@ subscribers at once; a batch of events then goes to the other processes as one R
 message, and each process's relay delivers what the others published. A subscriber
 whose buffer is full is dropped, never waited for: Postgres keeps every event, so it can
 catch up by replay.
+
+A process that finds itself the channel's only listener stops relaying: its batches
+would come back to itself alone. A process that starts says hello on the channel and
+waits until every listener has answered; a listener turns relaying on before it
+answers, so no socket of the new process can miss an event published elsewhere after it.
 """
 
 from __future__ import annotations
@@ -128,6 +133,15 @@ class Subscription:
         self.leave()
 
 
+# Control messages on the relay channel start with "!", which no origin (hex) does.
+_HELLO = "!hello"
+_ACK = "!ack"
+# How often a process asks Redis whether anybody else listens, and how long a starting
+# process waits for the others to answer its hello.
+PEER_CHECK_S = 2.0
+GREETING_TIMEOUT_S = 2.0
+
+
 def encode_relay(origin: str, deliveries: Iterable[Delivery]) -> str:
     """One line for the origin, then one per event: wallet, order, seq, terminal, message.
     Messages are compact JSON, whose strings escape every newline and tab."""
@@ -160,16 +174,25 @@ class Hub:
         *,
         buffer_size: int,
         encode: Callable[[OrderEvent], str],
+        peer_check_s: float = PEER_CHECK_S,
     ) -> None:
         self._redis = redis
         self._channel = channel
         self._buffer_size = buffer_size
         self._encode = encode
+        self._peer_check_s = peer_check_s
         self._origin = uuid.uuid4().hex
         self._by_order: Index = {}
         self._by_wallet: Index = {}
         self._relay_task: asyncio.Task[None] | None = None
-        self._relay_ready = asyncio.Event()
+        self._peers_task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        self._greeted = asyncio.Event()
+        self._answers_wanted = 0
+        # Until Redis says otherwise, somebody may listen.
+        self._relaying = True
+        self._listening = False
+        self._hellos = 0
 
     @staticmethod
     def delivery_of(event: OrderEvent, encode: Callable[[OrderEvent], str]) -> Delivery:
@@ -216,13 +239,18 @@ class Hub:
                 # Once: a dropped subscriber has left the hub and is not offered more.
                 log.warning("dropped a slow subscriber of order %s", delivery.order_id)
 
+    @property
+    def relaying(self) -> bool:
+        """Whether published events go to the other processes: not while none listens."""
+        return self._relaying
+
     async def publish(self, events: Sequence[OrderEvent]) -> None:
         """Deliver here, then relay to the other processes in one message; a Redis outage
         costs only the relay."""
         deliveries = [self.delivery(e) for e in events]
         for delivery in deliveries:
             self.deliver_local(delivery)
-        if not deliveries:
+        if not deliveries or not self._relaying:
             return
         try:
             await self._redis.publish(self._channel, encode_relay(self._origin, deliveries))
@@ -230,14 +258,63 @@ class Hub:
             log.warning("could not relay %d events: %s", len(deliveries), exc)
 
     async def start(self) -> None:
+        """Listen on the channel and greet the processes there; returns once each has
+        answered (or GREETING_TIMEOUT_S passed), so that each relays to this one."""
         self._relay_task = asyncio.create_task(self._relay(), name="hub-relay")
-        await self._relay_ready.wait()
+        await self._subscribed.wait()
+        try:
+            async with asyncio.timeout(GREETING_TIMEOUT_S):
+                await self._greeted.wait()
+        except TimeoutError:
+            log.warning("not every process answered this one's hello; relaying anyway")
+        self._peers_task = asyncio.create_task(self._watch_peers(), name="hub-peers")
 
     async def stop(self) -> None:
-        if self._relay_task is not None:
-            self._relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._relay_task
+        for task in (self._peers_task, self._relay_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def check_peers(self) -> None:
+        """Relay while anybody else listens on the channel, not while this process alone
+        does. A hello heard while Redis was asked wins over an answer of one."""
+        hellos = self._hellos
+        ((_, listeners),) = await self._redis.pubsub_numsub(self._channel)
+        # While this process's own subscription is down, the one listener is another.
+        if listeners > 1 or not self._listening:
+            self._relaying = True
+        elif hellos == self._hellos:
+            self._relaying = False
+
+    async def _watch_peers(self) -> None:
+        while True:
+            await asyncio.sleep(self._peer_check_s)
+            try:
+                await self.check_peers()
+            except (RedisError, OSError):
+                self._relaying = True
+
+    async def _greet(self) -> None:
+        """Say hello; `_greeted` is set once every other listener has answered."""
+        listeners = await self._redis.publish(self._channel, f"{_HELLO}\t{self._origin}")
+        self._answers_wanted = int(listeners) - 1
+        if self._answers_wanted <= 0:
+            self._greeted.set()
+
+    async def _control(self, text: str) -> None:
+        kind, origin, *rest = text.split("\t")
+        if origin == self._origin:
+            return
+        if kind == _HELLO:
+            # On before the answer: the new process serves nobody until it has them all.
+            self._hellos += 1
+            self._relaying = True
+            await self._redis.publish(self._channel, f"{_ACK}\t{self._origin}\t{origin}")
+        elif kind == _ACK and rest == [self._origin]:
+            self._answers_wanted -= 1
+            if self._answers_wanted <= 0:
+                self._greeted.set()
 
     async def _relay(self) -> None:
         """Deliver events published by other processes, resubscribing after Redis blips."""
@@ -245,18 +322,29 @@ class Hub:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._channel)
-                self._relay_ready.set()
+                # Whoever started while this one was away did not hear it: on, and hello.
+                self._listening = self._relaying = True
+                await self._greet()
+                self._subscribed.set()
                 async for message in pubsub.listen():
+                    data = message["data"]
+                    text = data.decode() if isinstance(data, bytes) else data
+                    if text.startswith("!"):
+                        await self._control(text)
+                        continue
                     # Every process hears its own batches too: they were delivered here
                     # before they were published.
-                    if relay_origin(message["data"]) == self._origin:
+                    if relay_origin(text) == self._origin:
                         continue
-                    _, deliveries = decode_relay(message["data"])
+                    _, deliveries = decode_relay(text)
                     for delivery in deliveries:
                         self.deliver_local(delivery)
             except (RedisError, OSError) as exc:
                 log.warning("hub relay lost Redis (%s); resubscribing", exc)
-                self._relay_ready.set()
+                self._listening = False
+                self._relaying = True
+                self._subscribed.set()
+                self._greeted.set()
                 await asyncio.sleep(1.0)
             finally:
                 with contextlib.suppress(RedisError, OSError):

@@ -108,3 +108,44 @@ async def test_subscribers_hear_only_their_order_and_wallet(hubs: tuple[Hub, Hub
         assert collector.sub is not None
         collector.sub.leave()
     assert here.subscriber_count == 0
+
+
+async def test_a_lone_hub_stops_relaying_and_a_starting_one_is_relayed_to_once_it_is_up(
+    redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    """Alone on the channel, a process's batches would come back to itself only. A second
+    process's start() returns only after the first has turned relaying back on, so an
+    event the first publishes right then reaches the second's subscribers; once the
+    second has gone, the first stops again."""
+    channel = f"{redis_prefix}events"
+    first = Hub(redis, channel, buffer_size=16, encode=encode_event)
+    await first.start()
+    try:
+        assert first.relaying
+        await first.check_peers()
+        assert not first.relaying
+        order_id = uuid.uuid4()
+        local = collect(first, order_id)
+        await first.publish([event(order_id, 1)])
+        assert [e.seq for e in await local.first(1)] == [1]
+
+        second = Hub(redis, channel, buffer_size=16, encode=encode_event)
+        await second.start()
+        try:
+            assert first.relaying
+            remote = collect(second, order_id)
+            await first.publish([event(order_id, 2)])
+            assert [e.seq for e in await remote.first(1)] == [2]
+            await first.check_peers()
+            assert first.relaying
+        finally:
+            await second.stop()
+        # Redis drops the second's subscription when it reads the closed connection,
+        # which another connection's question may come before: asked until it has.
+        async with asyncio.timeout(5):
+            await first.check_peers()
+            while first.relaying:
+                await asyncio.sleep(0.01)
+                await first.check_peers()
+    finally:
+        await first.stop()
