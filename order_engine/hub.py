@@ -174,13 +174,11 @@ class Hub:
         *,
         buffer_size: int,
         encode: Callable[[OrderEvent], str],
-        peer_check_s: float = PEER_CHECK_S,
     ) -> None:
         self._redis = redis
         self._channel = channel
         self._buffer_size = buffer_size
         self._encode = encode
-        self._peer_check_s = peer_check_s
         self._origin = uuid.uuid4().hex
         self._by_order: Index = {}
         self._by_wallet: Index = {}
@@ -289,7 +287,7 @@ class Hub:
 
     async def _watch_peers(self) -> None:
         while True:
-            await asyncio.sleep(self._peer_check_s)
+            await asyncio.sleep(PEER_CHECK_S)
             try:
                 await self.check_peers()
             except (RedisError, OSError):
