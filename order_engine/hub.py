@@ -150,15 +150,18 @@ def encode_relay(origin: str, deliveries: Iterable[Delivery]) -> str:
     return "\n".join(lines)
 
 
+def _text(payload: str | bytes) -> str:
+    """A message of the relay channel as text, whether the client decodes replies or not."""
+    return payload.decode() if isinstance(payload, bytes) else payload
+
+
 def relay_origin(payload: str | bytes) -> str:
     """The process that published a relayed batch, read without decoding the rest."""
-    text = payload.decode() if isinstance(payload, bytes) else payload
-    return text.partition("\n")[0]
+    return _text(payload).partition("\n")[0]
 
 
 def decode_relay(payload: str | bytes) -> tuple[str, list[Delivery]]:
-    text = payload.decode() if isinstance(payload, bytes) else payload
-    origin, *lines = text.split("\n")
+    origin, *lines = _text(payload).split("\n")
     deliveries = []
     for line in lines:
         wallet, order_id, seq, terminal, message = line.split("\t", 4)
@@ -279,11 +282,18 @@ class Hub:
         does. A hello heard while Redis was asked wins over an answer of one."""
         hellos = self._hellos
         ((_, listeners),) = await self._redis.pubsub_numsub(self._channel)
-        # While this process's own subscription is down, the one listener is another.
-        if listeners > 1 or not self._listening:
-            self._relaying = True
+        if listeners > 1:
+            self._switch_relaying(True, "another process listens")
+        elif not self._listening:
+            # The one listener Redis counts is then another process.
+            self._switch_relaying(True, "this process's subscription is down")
         elif hellos == self._hellos:
-            self._relaying = False
+            self._switch_relaying(False, "no other process listens")
+
+    def _switch_relaying(self, on: bool, why: str) -> None:
+        if on != self._relaying:
+            log.info("%s on %s: events %s relayed", why, self._channel, "are" if on else "are not")
+        self._relaying = on
 
     async def _watch_peers(self) -> None:
         while True:
@@ -291,7 +301,7 @@ class Hub:
             try:
                 await self.check_peers()
             except (RedisError, OSError):
-                self._relaying = True
+                self._switch_relaying(True, "Redis did not say who listens")
 
     async def _greet(self) -> None:
         """Say hello; `_greeted` is set once every other listener has answered."""
@@ -307,7 +317,7 @@ class Hub:
         if kind == _HELLO:
             # On before the answer: the new process serves nobody until it has them all.
             self._hellos += 1
-            self._relaying = True
+            self._switch_relaying(True, f"process {origin} started")
             await self._redis.publish(self._channel, f"{_ACK}\t{self._origin}\t{origin}")
         elif kind == _ACK and rest == [self._origin]:
             self._answers_wanted -= 1
@@ -321,12 +331,12 @@ class Hub:
             try:
                 await pubsub.subscribe(self._channel)
                 # Whoever started while this one was away did not hear it: on, and hello.
-                self._listening = self._relaying = True
+                self._listening = True
+                self._switch_relaying(True, "subscribed")
                 await self._greet()
                 self._subscribed.set()
                 async for message in pubsub.listen():
-                    data = message["data"]
-                    text = data.decode() if isinstance(data, bytes) else data
+                    text = _text(message["data"])
                     if text.startswith("!"):
                         await self._control(text)
                         continue
@@ -340,7 +350,7 @@ class Hub:
             except (RedisError, OSError) as exc:
                 log.warning("hub relay lost Redis (%s); resubscribing", exc)
                 self._listening = False
-                self._relaying = True
+                self._switch_relaying(True, "lost Redis")
                 self._subscribed.set()
                 self._greeted.set()
                 await asyncio.sleep(1.0)

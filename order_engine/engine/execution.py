@@ -303,7 +303,7 @@ class Executor:
         """Send the stored transaction while `submitted` is written (a crash in between
         only sends the same one again), then settle the order by its outcome."""
         submitted, outcome = await asyncio.gather(
-            self._move(order, OrderStatus.SUBMITTED, Submitted(order.tx_hash)),
+            self._move(order, OrderStatus.SUBMITTED, Submitted(tx.signature)),
             self._chain.execute(tx),
             return_exceptions=True,
         )
