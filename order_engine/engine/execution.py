@@ -2,8 +2,8 @@
 
 Each step reads what the previous one persisted, so an order picked up again after a
 crash carries on from its stored status instead of starting over. The route is stored
-when it is chosen and the transaction's signature and slot when it is built, so the
-same transaction can be sent again after a crash: the chain knows it by its signature
+with the transaction's signature and slot (`routing` and `building` commit together), so
+the same transaction can be sent again after a crash: the chain knows it by its signature
 and never runs it twice, and one that can no longer land is reported expired, which is
 what makes building a new one safe.
 
@@ -211,22 +211,31 @@ class Executor:
         )
 
     async def _route(self, order: Order) -> Order:
+        """Choose the route and build its transaction: nothing waits between the two, so
+        `routing` and `building` are committed together, each with its event."""
         try:
             decision = await self._decide(order)
         except NoRoute as exc:
             return await self._fail(order, FailureCode.NO_ROUTE, str(exc))
         route = decision.route
-        return await self._move(
+        tx, built_event, changes = self._built(order, route)
+        built, _ = await self._store.transition(
             order,
-            OrderStatus.ROUTING,
-            self._routed(order, decision),
-            Changes(
+            OrderStatus.BUILDING,
+            built_event,
+            attrs.evolve(
+                changes,
                 dex=route.dex,
                 quoted_amount_out=route.amount_out,
                 route=route,
                 attempts=max(order.attempts, 1),
             ),
+            since=order.updated_at,
+            via=(OrderStatus.ROUTING, self._routed(order, decision)),
         )
+        log.info("order %s: %s -> routing", order.id, order.status)
+        log.info("order %s: routing -> building", order.id)
+        return await self._submit(built, tx)
 
     async def _rest(self, order: Order) -> Order:
         """A limit or sniper order begins resting, its trigger in its event."""
@@ -284,20 +293,25 @@ class Executor:
         assert tx.signature == order.tx_hash, "a stored transaction rebuilds to its signature"
         return tx
 
-    async def _build(self, order: Order) -> Order:
-        assert order.route is not None
-        minimum = self._minimum(order, order.route.amount_out)
-        tx = self._new_transaction(order, order.route, minimum)
-        # The transaction is stored before it is sent, so that after a crash the same one
-        # is sent again (the chain runs a signature once) instead of a second swap. It
-        # goes out as built here; one found in `building` is rebuilt from what was stored.
-        built = await self._move(
-            order,
-            OrderStatus.BUILDING,
-            Built(dex=order.route.dex, min_amount_out=minimum),
+    def _built(self, order: Order, route: Route) -> tuple[Transaction, Built, Changes]:
+        """The transaction for `route`, and the event and changes that store it.
+
+        The transaction is stored before it is sent, so that after a crash the same one is
+        sent again (the chain runs a signature once) instead of a second swap. It goes out
+        as built here; one found in `building` is rebuilt from what was stored."""
+        minimum = self._minimum(order, route.amount_out)
+        tx = self._new_transaction(order, route, minimum)
+        return (
+            tx,
+            Built(dex=route.dex, min_amount_out=minimum),
             Changes(min_amount_out=minimum, tx_hash=tx.signature, tx_slot=tx.built_slot),
         )
-        return await self._submit(built, tx)
+
+    async def _build(self, order: Order) -> Order:
+        """An order routed already (a fired limit or sniper order) gets its transaction."""
+        assert order.route is not None
+        tx, event, changes = self._built(order, order.route)
+        return await self._submit(await self._move(order, OrderStatus.BUILDING, event, changes), tx)
 
     async def _submit(self, order: Order, tx: Transaction) -> Order:
         """Send the stored transaction while `submitted` is written (a crash in between

@@ -29,6 +29,7 @@ from order_engine.domain.orders import (
     OrderStatus,
     OrderType,
     RestingOrder,
+    can_transition,
     sources_of,
 )
 from order_engine.domain.routes import Route
@@ -68,22 +69,23 @@ SELECT id, created_at FROM new
 """
 
 # Many transitions in one statement. Each row's WHERE re-checks its order's status under
-# the row lock the UPDATE takes, and its event takes the seq the same UPDATE assigned, so
-# a transition and its event commit together or not at all. The orders that did not move
-# come back too, with their status before the statement: a conflict, or no such order.
+# the row lock the UPDATE takes, and its events take the seqs the same UPDATE assigned, so
+# a transition and its events commit together or not at all. A row with a `via` status
+# passes through it on the way, with an event of its own. Only the orders that moved come
+# back; the caller asks separately, and rarely, why the others did not.
 _TRANSITIONS = """
 WITH u AS (
     SELECT * FROM unnest(
         $1::uuid[], $2::text[], $3::text[], $4::text[], $5::numeric[], $6::numeric[],
         $7::numeric[], $8::numeric[], $9::text[], $10::bigint[], $11::text[], $12::int[],
-        $13::text[], $14::text[], $15::boolean[], $16::text[])
+        $13::text[], $14::text[], $15::boolean[], $16::text[], $17::text[], $18::text[])
     AS u(id, status, sources, dex, quoted_amount_out, min_amount_out, amount_out,
          executed_price, tx_hash, tx_slot, route, attempts, failure_code, failure_reason,
-         forget_tx, data)
+         forget_tx, data, via_status, via_data)
 ), moved AS (
     UPDATE orders o SET
         status = u.status,
-        last_seq = o.last_seq + 1,
+        last_seq = o.last_seq + CASE WHEN u.via_status IS NULL THEN 1 ELSE 2 END,
         updated_at = now(),
         changed_xid = pg_current_xact_id(),
         dex = COALESCE(u.dex, o.dex),
@@ -99,16 +101,17 @@ WITH u AS (
         failure_reason = COALESCE(u.failure_reason, o.failure_reason)
     FROM u
     WHERE o.id = u.id AND o.status = ANY(string_to_array(u.sources, ','))
-    RETURNING o.*, u.data::jsonb AS event_data
+    RETURNING o.id, o.last_seq, o.status, o.updated_at, u.data, u.via_status, u.via_data
 ), events AS (
     INSERT INTO order_events (order_id, seq, status, data, created_at)
-    SELECT id, last_seq, status, event_data, updated_at FROM moved
+    SELECT id, last_seq - 1, via_status, via_data::jsonb, updated_at
+    FROM moved WHERE via_status IS NOT NULL
+    UNION ALL
+    SELECT id, last_seq, status, data::jsonb, updated_at FROM moved
 )
-SELECT u.id AS wanted, o.status AS status_before, m.last_seq AS event_seq, m.updated_at
-FROM u
-LEFT JOIN orders o ON o.id = u.id
-LEFT JOIN moved m ON m.id = u.id
+SELECT id, last_seq, updated_at FROM moved
 """
+_STATUSES = "SELECT id, status FROM orders WHERE id = ANY($1::uuid[])"
 
 _GET_ORDERS = f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ANY($1::uuid[])"
 
@@ -353,6 +356,7 @@ class _Write:
     changes: Changes
     data: EventData
     since: datetime | None
+    via: tuple[OrderStatus, EventData] | None = None
 
 
 Change = tuple[Order, OrderEvent]
@@ -442,15 +446,7 @@ class OrderStore:
                 results.append(ClientOrderIdInUse(name, holders[item.new.user_wallet, name]))
                 continue
             order = orders[item.order_id]
-            event = OrderEvent(
-                order_id=order.id,
-                user_wallet=order.user_wallet,
-                seq=1,
-                status=OrderStatus.PENDING,
-                timestamp=order.created_at,
-                data=Accepted(),
-                client_order_id=order.client_order_id,
-            )
+            event = self._event(order, 1, OrderStatus.PENDING, Accepted())
             changes.append((order, event))
             results.append((order, event))
         await self._committed([(change, None) for change in changes])
@@ -517,6 +513,7 @@ class OrderStore:
         *,
         since: datetime | None = None,
         only_from: OrderStatus | None = None,
+        via: tuple[OrderStatus, EventData] | None = None,
     ) -> Change:
         """Move an order to `new_status` and append its event, or change nothing.
 
@@ -524,14 +521,18 @@ class OrderStore:
         is not `only_from`, when given), OrderNotFound when there is no such order. Given
         the order as the caller has it, the order after the move is worked out rather than
         read back; given its id, it is read first. `since`: when the order's previous
-        status began, for the step's duration.
+        status began, for the step's duration. `via`: a status passed through on the way,
+        with its event, in the same commit (a step that does no I/O between the two).
         """
-        sources = sources_of(new_status)
+        first = new_status if via is None else via[0]
+        if via is not None and not can_transition(first, new_status):
+            raise ValueError(f"{first} does not lead to {new_status}")
+        sources = sources_of(first)
         if only_from is not None:
             if only_from not in sources:
-                raise ValueError(f"{only_from} does not lead to {new_status}")
+                raise ValueError(f"{only_from} does not lead to {first}")
             sources = frozenset({only_from})
-        write = _Write(await self._known(order), new_status, sources, changes, data, since)
+        write = _Write(await self._known(order), new_status, sources, changes, data, since, via)
         return await self._writes(write)
 
     async def record(
@@ -578,34 +579,56 @@ class OrderStore:
                 column(lambda c: c.failure_reason),
                 column(lambda c: c.forget_tx),
                 [_json(store_data(w.data)) for w in ordered],
+                [None if w.via is None else w.via[0].value for w in ordered],
+                [None if w.via is None else _json(store_data(w.via[1])) for w in ordered],
             )
-        by_id = {row["wanted"]: row for row in rows}
+            moved = {row["id"]: row for row in rows}
+            stuck = [w.order.id for w in batch if w.order.id not in moved]
+            # A conflict is rare (a cancel racing a firing): it alone costs a second read.
+            current = (
+                {r["id"]: OrderStatus(r["status"]) for r in await conn.fetch(_STATUSES, stuck)}
+                if stuck
+                else {}
+            )
         results: list[Change | DomainError] = []
         committed: list[tuple[Change, datetime | None]] = []
         for write in batch:
-            row = by_id[write.order.id]
-            if row["event_seq"] is None:
-                before = row["status_before"]
+            row = moved.get(write.order.id)
+            if row is None:
+                status = current.get(write.order.id)
                 results.append(
                     OrderNotFound(write.order.id)
-                    if before is None
-                    else StatusConflict(write.order.id, OrderStatus(before), write.status)
+                    if status is None
+                    else StatusConflict(
+                        write.order.id, status, write.status if write.via is None else write.via[0]
+                    )
                 )
                 continue
             order = write.changes.applied_to(write.order, write.status, row["updated_at"])
-            event = OrderEvent(
-                order_id=order.id,
-                user_wallet=order.user_wallet,
-                seq=row["event_seq"],
-                status=write.status,
-                timestamp=order.updated_at,
-                data=write.data,
-                client_order_id=order.client_order_id,
-            )
+            since = write.since
+            if write.via is not None:
+                status, data = write.via
+                passed = self._event(order, row["last_seq"] - 1, status, data)
+                committed.append(((order, passed), since))
+                since = order.updated_at
+            event = self._event(order, row["last_seq"], write.status, write.data)
             results.append((order, event))
-            committed.append(((order, event), write.since))
+            committed.append(((order, event), since))
         await self._committed(committed)
         return results
+
+    @staticmethod
+    def _event(order: Order, seq: int, status: OrderStatus, data: EventData) -> OrderEvent:
+        """The event a committed change of `order` appended at `seq`."""
+        return OrderEvent(
+            order_id=order.id,
+            user_wallet=order.user_wallet,
+            seq=seq,
+            status=status,
+            timestamp=order.updated_at,
+            data=data,
+            client_order_id=order.client_order_id,
+        )
 
     async def get_order(self, order_id: uuid.UUID) -> Order | None:
         return await self._reads(order_id)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime
 from decimal import Decimal
 
 import asyncpg
 import pytest
 
 from order_engine.domain.errors import OrderNotFound, StatusConflict
-from order_engine.domain.events import Accepted, Built, Cancelled
+from order_engine.domain.events import Accepted, Built, Cancelled, OrderEvent
 from order_engine.domain.orders import Changes, OrderStatus
-from order_engine.store.orders import OrderStore
+from order_engine.store.orders import OrderStore, create_pool
 from tests.support import new_order
 
 NEW = new_order("2.5", slippage_bps=50)
@@ -118,3 +119,60 @@ async def test_two_changes_of_one_order_in_one_turn_are_applied_one_after_the_ot
         store.record(order.id, OrderStatus.ROUTING, NOTE),
     )
     assert (first[1].seq, second[1].seq) == (2, 3)
+
+
+async def test_a_status_passed_through_commits_with_its_own_event_and_seq(
+    db_url: str, db: asyncpg.Connection
+) -> None:
+    """`via`: routing and building in one commit, two events with consecutive seqs, both
+    told to the observer in order, and the order left in the second status."""
+    told: list[tuple[OrderEvent, datetime | None]] = []
+    pool = await create_pool(db_url, min_size=1, max_size=2, command_timeout=10)
+    store = OrderStore(pool, observer=lambda _, event, since: told.append((event, since)))
+    order, _ = await store.insert_order(NEW, queued=True)
+    built = Built(dex="raydium", min_amount_out=Decimal("1.5"))
+    moved, event = await store.transition(
+        order,
+        OrderStatus.BUILDING,
+        built,
+        Changes(dex="raydium", min_amount_out=Decimal("1.5")),
+        since=order.updated_at,
+        via=(OrderStatus.ROUTING, NOTE),
+    )
+    assert (moved.status, moved.dex, event.seq, event.status) == (
+        OrderStatus.BUILDING,
+        "raydium",
+        3,
+        OrderStatus.BUILDING,
+    )
+    stored = [(e.seq, e.status, e.data) for e in await store.list_events(order.id)]
+    assert stored == [
+        (1, OrderStatus.PENDING, Accepted()),
+        (2, OrderStatus.ROUTING, NOTE),
+        (3, OrderStatus.BUILDING, built),
+    ]
+    # The routing step lasted from the order's creation, the building step no time.
+    assert [(e.seq, e.status, since) for e, since in told[1:]] == [
+        (2, OrderStatus.ROUTING, order.updated_at),
+        (3, OrderStatus.BUILDING, moved.updated_at),
+    ]
+    assert await db.fetchval("SELECT last_seq FROM orders WHERE id = $1", order.id) == 3
+    await pool.close()
+
+
+async def test_a_pass_through_from_a_status_that_cannot_enter_it_writes_nothing(
+    store: OrderStore, db: asyncpg.Connection
+) -> None:
+    """A cancelled order cannot pass through routing: the caller gets the conflict with
+    the status it found and the one it wanted first, and no event is written."""
+    order, _ = await store.insert_order(NEW, queued=True)
+    await store.transition(order.id, OrderStatus.CANCELLED, NOTE)
+    with pytest.raises(StatusConflict) as caught:
+        await store.transition(order, OrderStatus.BUILDING, NOTE, via=(OrderStatus.ROUTING, NOTE))
+    assert (caught.value.current, caught.value.wanted) == (
+        OrderStatus.CANCELLED,
+        OrderStatus.ROUTING,
+    )
+    assert await db.fetchval("SELECT count(*) FROM order_events") == 2
+    with pytest.raises(ValueError, match="routing does not lead to confirmed"):
+        await store.transition(order, OrderStatus.CONFIRMED, NOTE, via=(OrderStatus.ROUTING, NOTE))
