@@ -102,25 +102,34 @@ class Router:
         by_venue: dict[str, tuple[Venue, list[int]]] = {}
         for index, (venue, *_) in enumerate(asks):
             by_venue.setdefault(venue.name, (venue, []))[1].append(index)
-
-        async def ask(venue: Venue, indexes: list[int]) -> None:
-            try:
-                # A timeout scope, not wait_for(), which would give the ask a task of its own.
-                async with asyncio.timeout(self._quote_timeout_s):
-                    answers = await venue.quotes([asks[i][1:] for i in indexes])
-            except TimeoutError:
-                log.warning("quotes from %s timed out after %ss", venue.name, self._quote_timeout_s)
-                failed.add(venue.name)
-                return
-            except Exception:
+        # One task a venue and one wait with the timeout for all of them: a timeout scope
+        # and gather() a venue cost several event-loop lookups each, and every order
+        # asks twice.
+        loop = asyncio.get_running_loop()
+        tasks = {
+            loop.create_task(venue.quotes([asks[i][1:] for i in indexes])): (venue, indexes)
+            for venue, indexes in by_venue.values()
+        }
+        if not tasks:
+            return results
+        done, late = await asyncio.wait(tasks, timeout=self._quote_timeout_s)
+        for task in late:
+            task.cancel()
+            name = tasks[task][0].name
+            log.warning("quotes from %s timed out after %ss", name, self._quote_timeout_s)
+            failed.add(name)
+        if late:
+            await asyncio.wait(late)
+        for task in done:
+            venue, indexes = tasks[task]
+            error = asyncio.CancelledError() if task.cancelled() else task.exception()
+            if error is not None:
                 # One venue failing must not fail the order while another can quote.
-                log.exception("quotes from %s failed", venue.name)
+                log.error("quotes from %s failed", venue.name, exc_info=error)
                 failed.add(venue.name)
-                return
-            for index, quote in zip(indexes, answers, strict=True):
+                continue
+            for index, quote in zip(indexes, task.result(), strict=True):
                 results[index] = quote if quote is not None and quote.amount_out > 0 else None
-
-        await asyncio.gather(*(ask(venue, indexes) for venue, indexes in by_venue.values()))
         return results
 
     async def route(self, src: Token, dst: Token, amount: Decimal) -> RoutingDecision:
