@@ -230,8 +230,11 @@ class ChainClient:
         # and a few slots more; then every other slot until it is final.
         timeout = self._execution_delay_s + 3 * self._slot_s + 0.5
         while True:
-            with contextlib.suppress(TimeoutError):
-                return await asyncio.wait_for(asyncio.shield(future), timeout)
+            # wait() leaves the future alone when time is up; wait_for() would need a
+            # shield, one more future and callback for every order.
+            await asyncio.wait((future,), timeout=timeout)
+            if future.done():
+                return future.result()
             found = await self.lookup(tx)
             if found is not None and found.final:
                 return found
