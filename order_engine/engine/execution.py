@@ -42,6 +42,7 @@ from order_engine.engine.retry import RetryPolicy
 from order_engine.routing.router import (
     NoRoute,
     QuotesUnavailable,
+    RouteBatcher,
     Router,
     RoutingDecision,
     limit_amount_out,
@@ -85,7 +86,7 @@ class Executor:
         rng: random.Random | None = None,
     ) -> None:
         self._store = store
-        self._router = router
+        self._routes = RouteBatcher(router)
         self._chain = chain
         self._retry = retry or RetryPolicy()
         self._rng = rng or random.Random()
@@ -199,7 +200,7 @@ class Executor:
     async def _decide(self, order: Order) -> RoutingDecision:
         src, dst = TOKENS[order.input_token], TOKENS[order.output_token]
         try:
-            return await self._router.route(src, dst, order.input_amount)
+            return await self._routes.route(src, dst, order.input_amount)
         except QuotesUnavailable as exc:
             raise _Transient(FailureCode.DEX_ERROR, str(exc), order) from exc
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import sys
 from collections.abc import Sequence
 from decimal import Context, Decimal
 
 import attrs
 
+from order_engine.batch import Batcher
 from order_engine.domain.routes import DIRECT, SPLIT, TWO_HOP, Quote, Route
 from order_engine.routing.pools import BPS
 from order_engine.routing.tokens import TOKENS, Token
@@ -234,3 +236,49 @@ class Router:
         return RoutingDecision(
             quotes=tuple(plan.direct), candidates=tuple(candidates), route=chosen
         )
+
+
+class RouteBatcher:
+    """`Router.route` for many orders at once: the amounts asked for in one turn of the
+    event loop are routed together, one `route_many` a pair, so that each venue is asked
+    once a round for all of them. One per event loop: batch.py keeps the loop it first
+    ran on."""
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+        # No limit on batches in flight: a batch holds no connection, and the venues'
+        # timeout bounds how long it takes.
+        self._batcher: Batcher[_Ask, RoutingDecision] = Batcher(
+            self._route_all, max_in_flight=sys.maxsize
+        )
+
+    async def route(self, src: Token, dst: Token, amount: Decimal) -> RoutingDecision:
+        """As `Router.route`."""
+        return await self._batcher(_Ask(src, dst, amount))
+
+    async def _route_all(
+        self, asks: list[_Ask]
+    ) -> list[RoutingDecision | NoRoute | QuotesUnavailable]:
+        by_pair: dict[tuple[str, str], list[int]] = {}
+        for index, ask in enumerate(asks):
+            by_pair.setdefault((ask.src.symbol, ask.dst.symbol), []).append(index)
+        groups = list(by_pair.values())
+        decided = await asyncio.gather(
+            *(
+                self._router.route_many(
+                    asks[group[0]].src, asks[group[0]].dst, [asks[i].amount for i in group]
+                )
+                for group in groups
+            )
+        )
+        results: dict[int, RoutingDecision | NoRoute | QuotesUnavailable] = {}
+        for group, decisions in zip(groups, decided, strict=True):
+            results.update(zip(group, decisions, strict=True))
+        return [results[index] for index in range(len(asks))]
+
+
+@attrs.frozen
+class _Ask:
+    src: Token
+    dst: Token
+    amount: Decimal

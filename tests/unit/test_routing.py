@@ -26,7 +26,9 @@ from order_engine.routing.pools import ConstantProductPool, DynamicFeePool, Pool
 from order_engine.routing.router import (
     NoRoute,
     QuotesUnavailable,
+    RouteBatcher,
     Router,
+    RoutingDecision,
     choose_best,
     min_amount_out,
 )
@@ -533,3 +535,34 @@ async def test_pair_on_no_venue_has_no_route() -> None:
     # POPCAT has no pool until one is launched, so not even a path reaches it.
     with pytest.raises(NoRoute):
         await _simulated_router().route(TOKENS["POPCAT"], USDC, Decimal(1))
+
+
+class _CallCountingVenue(_FakeVenue):
+    """Counts its calls, each of which may carry many asks."""
+
+    def __init__(self, name: str, amount_out: str) -> None:
+        super().__init__(name, amount_out)
+        self.calls = 0
+
+    async def quotes(self, asks: Sequence[Ask]) -> list[Quote | None]:
+        self.calls += 1
+        return await super().quotes(asks)
+
+
+async def test_orders_routed_in_one_turn_share_each_venues_rounds() -> None:
+    """Five SOL -> USDC orders and one USDC -> SOL order routed at once: each venue is
+    called once for each pair (the second round has nothing to ask here), not once for
+    each order; every order gets the decision for its own amount, and the pair no venue
+    trades fails only its own order."""
+    a, b = _CallCountingVenue("a", "149"), _CallCountingVenue("b", "151")
+    routes = RouteBatcher(Router([a, b], quote_timeout_s=1))
+    *decisions, other = await asyncio.gather(
+        *(routes.route(SOL, USDC, Decimal(i)) for i in range(1, 6)),
+        routes.route(USDC, SOL, Decimal(1)),
+        return_exceptions=True,
+    )
+    assert isinstance(other, NoRoute)
+    assert [
+        (d.route.dex, d.quotes[0].input_amount) for d in decisions if isinstance(d, RoutingDecision)
+    ] == [("b", Decimal(i)) for i in range(1, 6)]
+    assert (a.calls, b.calls) == (2, 2)
