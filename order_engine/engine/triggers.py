@@ -51,6 +51,9 @@ T = TypeVar("T")
 # Candidates checked at once: the loop gets a turn between two groups, so that a slot
 # that fires thousands of orders does not hold up the rest of the process for long.
 CHECK_GROUP = 500
+# How long a process alone may go without asking Postgres what changed, when it has
+# changed no limit or sniper order itself: a safety net for a change made elsewhere.
+CATCH_UP_EVERY_S = 1.0
 
 
 async def _settled(awaitables: Sequence[Awaitable[T]]) -> list[T]:
@@ -90,7 +93,11 @@ class TriggerWatcher:
         *,
         idle_after_s: float,
         on_pass: Callable[[Pass], None] | None = None,
+        alone: Callable[[], bool] = lambda: False,
     ) -> None:
+        """`alone`: whether no other process shares the market (the hub relays to none);
+        then only this process's own changes, told to `resting_changed`, are looked for
+        after every slot."""
         self._store = store
         self._queue = queue
         self._router = router
@@ -104,6 +111,9 @@ class TriggerWatcher:
         self._launches: list[tuple[tuple[str, str], int]] = []
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._alone = alone
+        self._changed = True
+        self._caught_up_at = 0.0
         self._task: asyncio.Task[None] | None = None
 
     def slot_closed(self, summary: SlotSummary) -> None:
@@ -114,6 +124,10 @@ class TriggerWatcher:
         self._slot = summary.slot
         self._launches += [((p.token_a, p.token_b), summary.slot) for p in summary.launched]
         self._wake.set()
+
+    def resting_changed(self) -> None:
+        """Told when this process commits a change of a limit or sniper order."""
+        self._changed = True
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="trigger-watcher")
@@ -160,7 +174,16 @@ class TriggerWatcher:
 
     async def _catch_up(self) -> None:
         """Apply what changed in Postgres since the last look: new resting orders in,
-        orders that left `waiting` (cancelled) out."""
+        orders that left `waiting` (cancelled) out. Skipped while nothing can have
+        changed: this process is alone, changed no such order since, and looked less
+        than CATCH_UP_EVERY_S ago (a skipped look is made up by the next, which reads
+        from the same horizon)."""
+        now = time.monotonic()
+        if self._alone() and not self._changed and now - self._caught_up_at < CATCH_UP_EVERY_S:
+            return
+        # Cleared before the read: a change committed during it is looked for next time.
+        self._changed = False
+        self._caught_up_at = now
         self._horizon, resting, gone = await self._store.resting_changes(self._horizon)
         for order_id in gone:
             self.index.discard(order_id)

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import attrs
+import pytest
 
 from order_engine.api.appkeys import DB_POOL, HUB, QUEUE, ROUTER
 from order_engine.domain.errors import StatusConflict
@@ -398,3 +399,30 @@ async def test_a_sniper_with_a_limit_waits_after_its_launch_until_the_price_suit
     messages = await follow_statuses(client, order["orderId"])
     assert [m["status"] for m in messages] == RESTED + FIRED
     assert Decimal(messages[-1]["data"]["executedPrice"]) >= 30000
+
+
+async def test_a_process_alone_looks_for_changes_made_elsewhere_once_a_second(
+    client: Client, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alone on the market and with no limit or sniper order changed here, the watcher
+    asks Postgres what changed at most once every CATCH_UP_EVERY_S, not after every slot
+    (10 ms here); a limit order another writer makes rest meanwhile is still found by
+    that look, and fires."""
+    app = client.app
+    await app[HUB].check_peers()
+    assert not app[HUB].relaying
+    looks: list[float] = []
+    look = OrderStore.resting_changes
+
+    async def counted(self: OrderStore, horizon: int) -> Any:
+        looks.append(time.monotonic())
+        return await look(self, horizon)
+
+    monkeypatch.setattr(OrderStore, "resting_changes", counted)
+    # A window of slots with nothing to look for: the measure is how often it looks.
+    await asyncio.sleep(2.5)
+    assert len(looks) <= 3, looks
+    other = OrderStore(await create_pool(db_url, min_size=1, max_size=2, command_timeout=10))
+    order, _ = await other.insert_order(attrs.evolve(LIMIT, limit_price=Decimal(1)), queued=False)
+    await other.transition(order.id, OrderStatus.WAITING, Waiting(expires_at=None, slot=1))
+    await until_status(client, str(order.id), "confirmed")
