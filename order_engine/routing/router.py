@@ -105,8 +105,8 @@ class Router:
         for index, (venue, *_) in enumerate(asks):
             by_venue.setdefault(venue.name, (venue, []))[1].append(index)
         # One task a venue and one wait with the timeout for all of them: a timeout scope
-        # and gather() a venue cost several event-loop lookups each, and every order
-        # asks twice.
+        # and gather() cost several event-loop lookups a venue, each a getpid() system
+        # call on Python 3.11.
         loop = asyncio.get_running_loop()
         tasks = {
             loop.create_task(venue.quotes([asks[i][1:] for i in indexes])): (venue, indexes)
