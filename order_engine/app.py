@@ -11,7 +11,6 @@ import socket
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import datetime
 
 import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, web
@@ -53,8 +52,6 @@ from order_engine.chain.model import SlotSummary
 from order_engine.chain.slots import SlotConfig, SlotProducer
 from order_engine.chain.venues import chain_venues
 from order_engine.config import Settings
-from order_engine.domain.events import OrderEvent
-from order_engine.domain.orders import Order
 from order_engine.engine.execution import Executor
 from order_engine.engine.locks import AdvisoryLocks
 from order_engine.engine.reconciler import Reconciler
@@ -182,17 +179,10 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     await hub.start()
     metrics = app[METRICS]
-
-    def observe(order: Order, event: OrderEvent, since: datetime | None) -> None:
-        metrics.transition(order, event, since)
-        if order.type.rests:
-            # The watcher below, made once the store it needs exists.
-            triggers.resting_changed()
-
     store = OrderStore(
         app[DB_POOL],
         hub=hub,
-        observer=observe,
+        observer=metrics.transition,
         max_resting_per_wallet=settings.max_resting_per_wallet,
     )
     # The read loop's own connection: its socket timeout must outlast the blocking read.
@@ -260,6 +250,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         on_pass=passed,
         alone=lambda: not hub.relaying,
     )
+    store.add_observer(triggers.order_changed)
     app[TRIGGERS] = triggers
     app[SLOT_LISTENERS].append(triggers.slot_closed)
     reconciler_lead = Leadership(

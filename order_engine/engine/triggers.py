@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
 from typing import TypeVar, cast
 
 import attrs
@@ -28,8 +29,8 @@ from redis.exceptions import RedisError
 from order_engine.chain.client import ChainClient
 from order_engine.chain.model import SlotSummary
 from order_engine.domain.errors import OrderNotFound, StatusConflict
-from order_engine.domain.events import Expired, Routed
-from order_engine.domain.orders import Changes, OrderStatus, OrderType, RestingOrder
+from order_engine.domain.events import Expired, OrderEvent, Routed
+from order_engine.domain.orders import Changes, Order, OrderStatus, OrderType, RestingOrder
 from order_engine.domain.routes import price_of
 from order_engine.engine.book import TriggerIndex
 from order_engine.outage import DEPENDENCY_ERRORS
@@ -92,11 +93,11 @@ class TriggerWatcher:
         chain: ChainClient,
         *,
         idle_after_s: float,
+        alone: Callable[[], bool],
         on_pass: Callable[[Pass], None] | None = None,
-        alone: Callable[[], bool] = lambda: False,
     ) -> None:
         """`alone`: whether no other process shares the market (the hub relays to none);
-        then only this process's own changes, told to `resting_changed`, are looked for
+        then only this process's own changes, told to `order_changed`, are looked for
         after every slot."""
         self._store = store
         self._queue = queue
@@ -125,9 +126,11 @@ class TriggerWatcher:
         self._launches += [((p.token_a, p.token_b), summary.slot) for p in summary.launched]
         self._wake.set()
 
-    def resting_changed(self) -> None:
-        """Told when this process commits a change of a limit or sniper order."""
-        self._changed = True
+    def order_changed(self, order: Order, event: OrderEvent, since: datetime | None) -> None:
+        """Told of every change this process commits (the store's observer); one of a
+        limit or sniper order is looked for in Postgres after the next slot."""
+        if order.type.rests:
+            self._changed = True
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="trigger-watcher")

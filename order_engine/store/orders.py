@@ -358,6 +358,11 @@ class _Write:
     since: datetime | None
     via: tuple[OrderStatus, EventData] | None = None
 
+    @property
+    def entered(self) -> OrderStatus:
+        """The first status the write moves the order into."""
+        return self.status if self.via is None else self.via[0]
+
 
 Change = tuple[Order, OrderEvent]
 Connection = asyncpg.Connection | PoolConnectionProxy
@@ -365,7 +370,7 @@ Connection = asyncpg.Connection | PoolConnectionProxy
 
 class OrderStore:
     """Orders and their events. Every change is committed with its event and then, only
-    then, told to the observer and published on the hub (when given).
+    then, told to the observers and published on the hub (when given).
 
     Inserts, transitions and reads made in the same turn of the event loop are applied
     by one statement each (batch.py); every caller gets its own result, conflict
@@ -385,7 +390,7 @@ class OrderStore:
         pending or waiting at once (0: no limit)."""
         self._pool = pool
         self._hub = hub
-        self._observer = observer
+        self._observers = [observer] if observer is not None else []
         self._acquire_timeout = acquire_timeout
         self._max_resting = max_resting_per_wallet
         self._inserts: Batcher[_Insert, Change] = Batcher(self._insert_batch)
@@ -393,11 +398,15 @@ class OrderStore:
         self._reads: Batcher[uuid.UUID, Order | None] = Batcher(self._read_batch)
 
     async def _committed(self, changes: Sequence[tuple[Change, datetime | None]]) -> None:
-        if self._observer is not None:
+        for observer in self._observers:
             for (order, event), since in changes:
-                self._observer(order, event, since)
+                observer(order, event, since)
         if self._hub is not None:
             await self._hub.publish([event for (_, event), _ in changes])
+
+    def add_observer(self, observer: Observer) -> None:
+        """Tell `observer` of every change committed from now on, after those before it."""
+        self._observers.append(observer)
 
     async def insert_order(self, new: NewOrder, *, queued: bool) -> Change:
         """Persist a pending order and its first event; `queued` marks it for execution.
@@ -599,9 +608,7 @@ class OrderStore:
                 results.append(
                     OrderNotFound(write.order.id)
                     if status is None
-                    else StatusConflict(
-                        write.order.id, status, write.status if write.via is None else write.via[0]
-                    )
+                    else StatusConflict(write.order.id, status, write.entered)
                 )
                 continue
             order = write.changes.applied_to(write.order, write.status, row["updated_at"])

@@ -15,11 +15,12 @@ import asyncpg
 import attrs
 import pytest
 
-from order_engine.api.appkeys import DB_POOL, HUB, QUEUE, ROUTER
+from order_engine.api.appkeys import CHAIN_CLIENT, DB_POOL, HUB, QUEUE, ROUTER
 from order_engine.domain.errors import StatusConflict
 from order_engine.domain.events import Cancelled, Routed, Waiting
 from order_engine.domain.orders import Changes, NewOrder, OrderStatus, OrderType
 from order_engine.domain.routes import DIRECT, Quote, Route, price_of
+from order_engine.engine.triggers import CATCH_UP_EVERY_S
 from order_engine.routing.router import limit_amount_out, min_amount_out
 from order_engine.routing.tokens import TOKENS
 from order_engine.store.orders import OrderStore, create_pool
@@ -419,9 +420,12 @@ async def test_a_process_alone_looks_for_changes_made_elsewhere_once_a_second(
         return await look(self, horizon)
 
     monkeypatch.setattr(OrderStore, "resting_changes", counted)
-    # A window of slots with nothing to look for: the measure is how often it looks.
-    await asyncio.sleep(2.5)
-    assert len(looks) <= 3, looks
+    chain = app[CHAIN_CLIENT]
+    started = time.monotonic()
+    # 200 slots with nothing to look for: the measure is how often it looks meanwhile.
+    await chain.wait_for_slot(chain.slot + 200)
+    allowed = (time.monotonic() - started) / CATCH_UP_EVERY_S + 2
+    assert len(looks) <= allowed, (len(looks), allowed)
     other = OrderStore(await create_pool(db_url, min_size=1, max_size=2, command_timeout=10))
     order, _ = await other.insert_order(attrs.evolve(LIMIT, limit_price=Decimal(1)), queued=False)
     await other.transition(order.id, OrderStatus.WAITING, Waiting(expires_at=None, slot=1))
