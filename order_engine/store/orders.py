@@ -248,6 +248,14 @@ async def keep_session(conn: asyncpg.Connection) -> None:
     by the pool itself."""
 
 
+# A pooled connection prepares each statement once and keeps it. PostgreSQL plans such a
+# statement generically from its sixth run on and keeps that plan: made while the tables
+# were small (a new database), it scans them whole ever after. Planned anew each run, a
+# batch statement's plan also fits the batch's size. JIT would compile any statement the
+# planner thinks large, for longer than ours take to run.
+_SESSION_SETTINGS = {"plan_cache_mode": "force_custom_plan", "jit": "off"}
+
+
 async def create_pool(
     dsn: str, *, min_size: int, max_size: int, command_timeout: float
 ) -> asyncpg.Pool:
@@ -256,6 +264,7 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         command_timeout=command_timeout,
+        server_settings=_SESSION_SETTINGS,
         init=init_connection,
         reset=keep_session,
     )

@@ -66,6 +66,45 @@ async def test_unknown_order_is_not_found(store: OrderStore) -> None:
         await store.transition(uuid.uuid4(), OrderStatus.ROUTING, NOTE)
 
 
+async def test_a_statement_first_run_on_an_empty_table_uses_the_index_once_it_has_grown(
+    db_url: str, db: asyncpg.Connection
+) -> None:
+    """A pooled connection prepares a statement once and keeps it. PostgreSQL would keep
+    the generic plan made at its sixth run, here while `orders` was empty, and scan the
+    whole table for every read after it grew. The pool's connections plan each run anew,
+    and never compile a plan (JIT), which costs more than our statements take to run."""
+    by_ids = "SELECT id FROM orders WHERE id = ANY($1::uuid[])"
+    pool = await create_pool(db_url, min_size=1, max_size=1, command_timeout=10)
+    try:
+        async with pool.acquire() as conn:
+            for _ in range(8):
+                assert await conn.fetch(by_ids, [uuid.uuid4()]) == []
+            await db.execute(
+                "INSERT INTO orders (id, type, status, user_wallet, input_token, output_token,"
+                " input_amount, slippage_bps)"
+                " SELECT gen_random_uuid(), 'market', 'confirmed', 'w' || n, 'SOL', 'USDC', 1, 50"
+                " FROM generate_series(1, 20000) AS n"
+            )
+            name = await conn.fetchval(
+                "SELECT name FROM pg_prepared_statements WHERE statement = $1", by_ids
+            )
+            plan = "\n".join(
+                row[0] for row in await conn.fetch(f"EXPLAIN EXECUTE {name}('{{{uuid.uuid4()}}}')")
+            )
+            costly = "\n".join(
+                row[0]
+                for row in await conn.fetch(
+                    "EXPLAIN SELECT count(*) FROM generate_series(1, 10000000) AS a,"
+                    " generate_series(1, 1000) AS b WHERE a < b"
+                )
+            )
+    finally:
+        await pool.close()
+    assert "Index" in plan, plan
+    assert "Seq Scan" not in plan, plan
+    assert "JIT" not in costly, costly
+
+
 async def test_racing_transitions_exactly_one_wins(
     store: OrderStore, db: asyncpg.Connection
 ) -> None:
