@@ -2,9 +2,11 @@
 
 Each event is encoded once, into the message every socket sends, and delivered to local
 subscribers at once; a batch of events then goes to the other processes as one Redis
-message, and each process's relay delivers what the others published. A subscriber
-whose buffer is full is dropped, never waited for: Postgres keeps every event, so it can
-catch up by replay.
+message, and each process's relay delivers what the others published. Relaying is not
+waited for: one sender publishes, in order, all that gathered while its last message was
+on its way (a stalled Redis holds it for the client's socket timeout at most), and the
+store answers its writers meanwhile. A subscriber whose buffer is full is dropped, never
+waited for: Postgres keeps every event, so it can catch up by replay.
 
 A process that finds itself the channel's only listener stops relaying: its batches
 would come back to itself alone. A process that starts says hello on the channel and
@@ -140,6 +142,7 @@ _ACK = "!ack"
 # process waits for the others to answer its hello.
 PEER_CHECK_S = 2.0
 GREETING_TIMEOUT_S = 2.0
+SEND_ON_STOP_S = 2.0
 
 
 def encode_relay(origin: str, deliveries: Iterable[Delivery]) -> str:
@@ -186,6 +189,8 @@ class Hub:
         self._by_order: Index = {}
         self._by_wallet: Index = {}
         self._relay_task: asyncio.Task[None] | None = None
+        self._outbox: list[Delivery] = []
+        self._sender: asyncio.Task[None] | None = None
         self._peers_task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._greeted = asyncio.Event()
@@ -245,18 +250,29 @@ class Hub:
         """Whether published events go to the other processes: not while none listens."""
         return self._relaying
 
-    async def publish(self, events: Sequence[OrderEvent]) -> None:
-        """Deliver here, then relay to the other processes in one message; a Redis outage
-        costs only the relay."""
+    def publish(self, events: Sequence[OrderEvent]) -> None:
+        """Deliver here, and hand the events to the sender that relays them to the other
+        processes; a Redis outage costs only the relay."""
         deliveries = [self.delivery(e) for e in events]
         for delivery in deliveries:
             self.deliver_local(delivery)
         if not deliveries or not self._relaying:
             return
+        self._outbox.extend(deliveries)
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._send(), name="hub-send")
+
+    async def _send(self) -> None:
+        """Publish the outbox, one message for all that gathered while the last was sent."""
         try:
-            await self._redis.publish(self._channel, encode_relay(self._origin, deliveries))
-        except (RedisError, OSError) as exc:
-            log.warning("could not relay %d events: %s", len(deliveries), exc)
+            while self._outbox:
+                deliveries, self._outbox = self._outbox, []
+                try:
+                    await self._redis.publish(self._channel, encode_relay(self._origin, deliveries))
+                except (RedisError, OSError) as exc:
+                    log.warning("could not relay %d events: %s", len(deliveries), exc)
+        finally:
+            self._sender = None
 
     async def start(self) -> None:
         """Listen on the channel and greet the processes there; returns once each has
@@ -271,7 +287,10 @@ class Hub:
         self._peers_task = asyncio.create_task(self._watch_peers(), name="hub-peers")
 
     async def stop(self) -> None:
-        for task in (self._peers_task, self._relay_task):
+        if self._sender is not None:
+            # What this process committed last still reaches the others, unless Redis hangs.
+            await asyncio.wait((self._sender,), timeout=SEND_ON_STOP_S)
+        for task in (self._sender, self._peers_task, self._relay_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -406,12 +406,12 @@ class OrderStore:
         self._writes: Batcher[_Write, Change] = Batcher(self._write_batch, key=lambda w: w.order.id)
         self._reads: Batcher[uuid.UUID, Order | None] = Batcher(self._read_batch)
 
-    async def _committed(self, changes: Sequence[tuple[Change, datetime | None]]) -> None:
+    def _committed(self, changes: Sequence[tuple[Change, datetime | None]]) -> None:
         for observer in self._observers:
             for (order, event), since in changes:
                 observer(order, event, since)
         if self._hub is not None:
-            await self._hub.publish([event for (_, event), _ in changes])
+            self._hub.publish([event for (_, event), _ in changes])
 
     def add_observer(self, observer: Observer) -> None:
         """Tell `observer` of every change committed from now on, after those before it."""
@@ -467,7 +467,7 @@ class OrderStore:
             event = self._event(order, 1, OrderStatus.PENDING, Accepted())
             changes.append((order, event))
             results.append((order, event))
-        await self._committed([(change, None) for change in changes])
+        self._committed([(change, None) for change in changes])
         return results
 
     async def _insert_rows(self, conn: Connection, batch: list[_Insert]) -> list[asyncpg.Record]:
@@ -630,7 +630,7 @@ class OrderStore:
             event = self._event(order, row["last_seq"], write.status, write.data)
             results.append((order, event))
             committed.append(((order, event), since))
-        await self._committed(committed)
+        self._committed(committed)
         return results
 
     @staticmethod

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from order_engine.api.serialize import encode_event
 from order_engine.domain.events import Cancelled, OrderEvent
 from order_engine.domain.orders import OrderStatus
-from order_engine.hub import Delivery, Hub, Subscription
+from order_engine.hub import Delivery, Hub, Subscription, decode_relay
 from tests.support import OTHER_WALLET, WALLET
 
 
@@ -81,14 +81,14 @@ async def test_event_published_on_one_hub_reaches_the_other_once(
     local = collect(here, order_id)
     remote = collect(there, order_id)
     by_wallet = collect(there, wallet=WALLET)
-    await here.publish([event(order_id, 1)])
+    here.publish([event(order_id, 1)])
     # A batch of events crosses as one message, each delivered in order.
-    await here.publish([event(order_id, 2), event(order_id, 3)])
+    here.publish([event(order_id, 2), event(order_id, 3)])
     got_remote = await remote.first(3)
     got_wallet = await by_wallet.first(3)
     # Redis delivers a channel's messages in order: once the other hub's event 4 is
     # here, this hub's relay has also seen (and must have skipped) its own echoes of 1-3.
-    await there.publish([event(order_id, 4)])
+    there.publish([event(order_id, 4)])
     got_local = await local.first(4)
     assert len(local.events) == 4
     assert [e.seq for e in got_remote] == [1, 2, 3]
@@ -97,11 +97,44 @@ async def test_event_published_on_one_hub_reaches_the_other_once(
     assert [e.seq for e in got_local] == [1, 2, 3, 4]
 
 
+async def test_events_published_while_a_relay_is_on_its_way_follow_it_in_one_message(
+    hubs: tuple[Hub, Hub], redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    """Publishing does not wait for Redis: the writers of three batches in one turn of the
+    loop go on at once, and the three cross as one message, in order."""
+    here, there = hubs
+    order_id = uuid.uuid4()
+    remote = collect(there, order_id)
+    async with redis.pubsub() as tap:
+        await tap.subscribe(f"{redis_prefix}events")
+        for seq in (1, 2, 3):
+            here.publish([event(order_id, seq)])
+        assert [e.seq for e in await remote.first(3)] == [1, 2, 3]
+        crossed: list[list[int]] = []
+        async with asyncio.timeout(5):
+            while not crossed or crossed[-1][-1] != 3:
+                message = await tap.get_message(timeout=5)
+                if message is not None and message["type"] == "message":
+                    crossed.append([d.seq for d in decode_relay(message["data"])[1]])
+    assert crossed == [[1, 2, 3]]
+
+
+async def test_a_stopping_hub_still_relays_what_it_published_last(
+    hubs: tuple[Hub, Hub],
+) -> None:
+    here, there = hubs
+    order_id = uuid.uuid4()
+    remote = collect(there, order_id)
+    here.publish([event(order_id, 1)])
+    await here.stop()
+    assert [e.seq for e in await remote.first(1)] == [1]
+
+
 async def test_subscribers_hear_only_their_order_and_wallet(hubs: tuple[Hub, Hub]) -> None:
     here, _ = hubs
     mine, theirs = uuid.uuid4(), uuid.uuid4()
     by_order, by_wallet = collect(here, mine), collect(here, wallet=WALLET)
-    await here.publish([event(theirs, 1, wallet=OTHER_WALLET), event(mine, 1)])
+    here.publish([event(theirs, 1, wallet=OTHER_WALLET), event(mine, 1)])
     assert [e.order_id for e in await by_order.first(1)] == [mine]
     assert [e.order_id for e in await by_wallet.first(1)] == [mine]
     for collector in (by_order, by_wallet):
@@ -126,7 +159,7 @@ async def test_a_lone_hub_stops_relaying_and_a_starting_one_is_relayed_to_once_i
         assert not first.relaying
         order_id = uuid.uuid4()
         local = collect(first, order_id)
-        await first.publish([event(order_id, 1)])
+        first.publish([event(order_id, 1)])
         assert [e.seq for e in await local.first(1)] == [1]
 
         second = Hub(redis, channel, buffer_size=16, encode=encode_event)
@@ -134,7 +167,7 @@ async def test_a_lone_hub_stops_relaying_and_a_starting_one_is_relayed_to_once_i
         try:
             assert first.relaying
             remote = collect(second, order_id)
-            await first.publish([event(order_id, 2)])
+            first.publish([event(order_id, 2)])
             assert [e.seq for e in await remote.first(1)] == [2]
             await first.check_peers()
             assert first.relaying
