@@ -2,10 +2,10 @@
 
 Each step reads what the previous one persisted, so an order picked up again after a
 crash carries on from its stored status instead of starting over. The route is stored
-with the transaction's signature and slot (`routing` and `building` commit together), so
-the same transaction can be sent again after a crash: the chain knows it by its signature
-and never runs it twice, and one that can no longer land is reported expired, which is
-what makes building a new one safe.
+with the transaction's signature and slot (`routing`, `building` and `submitted` commit
+together, before it is sent), so the same transaction can be sent again after a crash:
+the chain knows it by its signature and never runs it twice, and one that can no longer
+land is reported expired, which is what makes building a new one safe.
 
 A transient failure (every DEX failing to quote, a DEX refusing the transaction, a
 transaction that expired) is not a step back: the order stays in its status, an event
@@ -15,7 +15,6 @@ backoff. A retry re-quotes and builds a new transaction.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import uuid
@@ -212,18 +211,19 @@ class Executor:
         )
 
     async def _route(self, order: Order) -> Order:
-        """Choose the route and build its transaction: nothing waits between the two, so
-        `routing` and `building` are committed together, each with its event."""
+        """Choose the route, build its transaction and send it: nothing waits between
+        the three, so `routing`, `building` and `submitted` are committed together, each
+        with its event, before the transaction goes out."""
         try:
             decision = await self._decide(order)
         except NoRoute as exc:
             return await self._fail(order, FailureCode.NO_ROUTE, str(exc))
         route = decision.route
         tx, built_event, changes = self._built(order, route)
-        built, _ = await self._store.transition(
+        submitted, _ = await self._store.transition(
             order,
-            OrderStatus.BUILDING,
-            built_event,
+            OrderStatus.SUBMITTED,
+            Submitted(tx.signature),
             attrs.evolve(
                 changes,
                 dex=route.dex,
@@ -232,11 +232,13 @@ class Executor:
                 attempts=max(order.attempts, 1),
             ),
             since=order.updated_at,
-            via=(OrderStatus.ROUTING, self._routed(order, decision)),
+            via=(
+                (OrderStatus.ROUTING, self._routed(order, decision)),
+                (OrderStatus.BUILDING, built_event),
+            ),
         )
-        log.info("order %s: %s -> routing", order.id, order.status)
-        log.info("order %s: routing -> building", order.id)
-        return await self._submit(built, tx)
+        log.info("order %s: %s -> routing -> building -> submitted", order.id, order.status)
+        return await self._send(submitted, tx)
 
     async def _rest(self, order: Order) -> Order:
         """A limit or sniper order begins resting, its trigger in its event."""
@@ -309,25 +311,32 @@ class Executor:
         )
 
     async def _build(self, order: Order) -> Order:
-        """An order routed already (a fired limit or sniper order) gets its transaction."""
+        """An order routed already (a fired limit or sniper order) gets its transaction,
+        committed with `building` and `submitted` before it is sent."""
         assert order.route is not None
         tx, event, changes = self._built(order, order.route)
-        return await self._submit(await self._move(order, OrderStatus.BUILDING, event, changes), tx)
+        submitted, _ = await self._store.transition(
+            order,
+            OrderStatus.SUBMITTED,
+            Submitted(tx.signature),
+            changes,
+            since=order.updated_at,
+            via=((OrderStatus.BUILDING, event),),
+        )
+        log.info("order %s: %s -> building -> submitted", order.id, order.status)
+        return await self._send(submitted, tx)
 
     async def _submit(self, order: Order, tx: Transaction) -> Order:
-        """Send the stored transaction while `submitted` is written (a crash in between
-        only sends the same one again), then settle the order by its outcome."""
-        submitted, outcome = await asyncio.gather(
-            self._move(order, OrderStatus.SUBMITTED, Submitted(tx.signature)),
-            self._chain.execute(tx),
-            return_exceptions=True,
+        """An order found in `building` (stored by an older engine) is moved on, then
+        its stored transaction sent."""
+        return await self._send(
+            await self._move(order, OrderStatus.SUBMITTED, Submitted(tx.signature)), tx
         )
-        for failure in (submitted, outcome):
-            if isinstance(failure, BaseException):
-                raise failure
-        assert isinstance(submitted, Order)
-        assert isinstance(outcome, TxOutcome)
-        return await self._settled(submitted, outcome)
+
+    async def _send(self, order: Order, tx: Transaction) -> Order:
+        """Send the committed transaction and settle the order by its outcome. A crash
+        before it went out only sends the same one again: the chain runs a signature once."""
+        return await self._settled(order, await self._chain.execute(tx))
 
     async def _rebuild(self, order: Order) -> Order:
         """A retry of a transaction that did not land: quote again and build a new one,

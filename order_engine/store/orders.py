@@ -3,6 +3,7 @@ then published, and changes made together are applied together."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -70,9 +71,10 @@ SELECT id, created_at FROM new
 
 # Many transitions in one statement. Each row's WHERE re-checks its order's status under
 # the row lock the UPDATE takes, and its events take the seqs the same UPDATE assigned, so
-# a transition and its events commit together or not at all. A row with a `via` status
-# passes through it on the way, with an event of its own. Only the orders that moved come
-# back; the caller asks separately, and rarely, why the others did not.
+# a transition and its events commit together or not at all. A row with `via` statuses
+# (comma-separated, their payloads a JSON array) passes through each on the way, with an
+# event of its own. Only the orders that moved come back; the caller asks separately, and
+# rarely, why the others did not.
 _TRANSITIONS = """
 WITH u AS (
     SELECT * FROM unnest(
@@ -85,7 +87,7 @@ WITH u AS (
 ), moved AS (
     UPDATE orders o SET
         status = u.status,
-        last_seq = o.last_seq + CASE WHEN u.via_status IS NULL THEN 1 ELSE 2 END,
+        last_seq = o.last_seq + 1 + coalesce(cardinality(string_to_array(u.via_status, ',')), 0),
         updated_at = now(),
         changed_xid = pg_current_xact_id(),
         dex = COALESCE(u.dex, o.dex),
@@ -104,8 +106,12 @@ WITH u AS (
     RETURNING o.id, o.last_seq, o.status, o.updated_at, u.data, u.via_status, u.via_data
 ), events AS (
     INSERT INTO order_events (order_id, seq, status, data, created_at)
-    SELECT id, last_seq - 1, via_status, via_data::jsonb, updated_at
-    FROM moved WHERE via_status IS NOT NULL
+    SELECT m.id, m.last_seq - cardinality(v.statuses) + p.n - 1, v.statuses[p.n], p.data,
+           m.updated_at
+    FROM moved m
+    CROSS JOIN LATERAL (SELECT string_to_array(m.via_status, ',') AS statuses) v
+    CROSS JOIN LATERAL jsonb_array_elements(m.via_data::jsonb) WITH ORDINALITY AS p(data, n)
+    WHERE m.via_status IS NOT NULL
     UNION ALL
     SELECT id, last_seq, status, data::jsonb, updated_at FROM moved
 )
@@ -365,12 +371,12 @@ class _Write:
     changes: Changes
     data: EventData
     since: datetime | None
-    via: tuple[OrderStatus, EventData] | None = None
+    via: tuple[tuple[OrderStatus, EventData], ...] = ()
 
     @property
     def entered(self) -> OrderStatus:
         """The first status the write moves the order into."""
-        return self.status if self.via is None else self.via[0]
+        return self.via[0][0] if self.via else self.status
 
 
 Change = tuple[Order, OrderEvent]
@@ -531,7 +537,7 @@ class OrderStore:
         *,
         since: datetime | None = None,
         only_from: OrderStatus | None = None,
-        via: tuple[OrderStatus, EventData] | None = None,
+        via: tuple[tuple[OrderStatus, EventData], ...] = (),
     ) -> Change:
         """Move an order to `new_status` and append its event, or change nothing.
 
@@ -539,12 +545,14 @@ class OrderStore:
         is not `only_from`, when given), OrderNotFound when there is no such order. Given
         the order as the caller has it, the order after the move is worked out rather than
         read back; given its id, it is read first. `since`: when the order's previous
-        status began, for the step's duration. `via`: a status passed through on the way,
-        with its event, in the same commit (a step that does no I/O between the two).
+        status began, for the step's duration. `via`: the statuses passed through on the
+        way, each with its event, in the same commit (steps that wait for nothing between).
         """
-        first = new_status if via is None else via[0]
-        if via is not None and not can_transition(first, new_status):
-            raise ValueError(f"{first} does not lead to {new_status}")
+        path = [status for status, _ in via] + [new_status]
+        for before, after in itertools.pairwise(path):
+            if not can_transition(before, after):
+                raise ValueError(f"{before} does not lead to {after}")
+        first = path[0]
         sources = sources_of(first)
         if only_from is not None:
             if only_from not in sources:
@@ -597,8 +605,8 @@ class OrderStore:
                 column(lambda c: c.failure_reason),
                 column(lambda c: c.forget_tx),
                 [_json(store_data(w.data)) for w in ordered],
-                [None if w.via is None else w.via[0].value for w in ordered],
-                [None if w.via is None else _json(store_data(w.via[1])) for w in ordered],
+                [",".join(s.value for s, _ in w.via) if w.via else None for w in ordered],
+                [_json([store_data(d) for _, d in w.via]) if w.via else None for w in ordered],
             )
             moved = {row["id"]: row for row in rows}
             stuck = [w.order.id for w in batch if w.order.id not in moved]
@@ -622,9 +630,8 @@ class OrderStore:
                 continue
             order = write.changes.applied_to(write.order, write.status, row["updated_at"])
             since = write.since
-            if write.via is not None:
-                status, data = write.via
-                passed = self._event(order, row["last_seq"] - 1, status, data)
+            for back, (status, data) in zip(range(len(write.via), 0, -1), write.via, strict=True):
+                passed = self._event(order, row["last_seq"] - back, status, data)
                 committed.append(((order, passed), since))
                 since = order.updated_at
             event = self._event(order, row["last_seq"], write.status, write.data)

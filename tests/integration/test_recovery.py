@@ -228,6 +228,8 @@ async def test_entry_delivered_too_often_is_dead_lettered_and_its_order_failed(
     assert [m["status"] for m in messages][-1] == "failed"
     assert messages[-1]["data"]["code"] == "dead_lettered"
     assert "delivered" in messages[-1]["data"]["reason"]
+    # The entry is dead-lettered after its order has failed: wait for it to arrive.
+    assert await redis.xread({dead.dead_letters: "0"}, count=1, block=5000)
     assert await redis.xlen(dead.dead_letters) == 1
     metrics = await (await client.get("/metrics")).text()
     assert "order_engine_orders_dead_lettered_total 1.0" in metrics.splitlines()

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from order_engine.domain.errors import OrderNotFound, StatusConflict
-from order_engine.domain.events import Accepted, Built, Cancelled, OrderEvent
+from order_engine.domain.events import Accepted, Built, Cancelled, OrderEvent, Submitted
 from order_engine.domain.orders import Changes, OrderStatus
 from order_engine.store.orders import OrderStore, create_pool
 from tests.support import new_order
@@ -163,39 +163,43 @@ async def test_two_changes_of_one_order_in_one_turn_are_applied_one_after_the_ot
 async def test_a_status_passed_through_commits_with_its_own_event_and_seq(
     db_url: str, db: asyncpg.Connection
 ) -> None:
-    """`via`: routing and building in one commit, two events with consecutive seqs, both
-    told to the observer in order, and the order left in the second status."""
+    """`via`: routing, building and submitted in one commit, three events with
+    consecutive seqs, told to the observer in order, and the order left in the last."""
     told: list[tuple[OrderEvent, datetime | None]] = []
     pool = await create_pool(db_url, min_size=1, max_size=2, command_timeout=10)
     store = OrderStore(pool, observer=lambda _, event, since: told.append((event, since)))
     order, _ = await store.insert_order(NEW, queued=True)
     built = Built(dex="raydium", min_amount_out=Decimal("1.5"))
+    sent = Submitted(tx_hash="sig")
     moved, event = await store.transition(
         order,
-        OrderStatus.BUILDING,
-        built,
-        Changes(dex="raydium", min_amount_out=Decimal("1.5")),
+        OrderStatus.SUBMITTED,
+        sent,
+        Changes(dex="raydium", min_amount_out=Decimal("1.5"), tx_hash="sig"),
         since=order.updated_at,
-        via=(OrderStatus.ROUTING, NOTE),
+        via=((OrderStatus.ROUTING, NOTE), (OrderStatus.BUILDING, built)),
     )
-    assert (moved.status, moved.dex, event.seq, event.status) == (
-        OrderStatus.BUILDING,
+    assert (moved.status, moved.dex, moved.tx_hash, event.seq, event.status) == (
+        OrderStatus.SUBMITTED,
         "raydium",
-        3,
-        OrderStatus.BUILDING,
+        "sig",
+        4,
+        OrderStatus.SUBMITTED,
     )
     stored = [(e.seq, e.status, e.data) for e in await store.list_events(order.id)]
     assert stored == [
         (1, OrderStatus.PENDING, Accepted()),
         (2, OrderStatus.ROUTING, NOTE),
         (3, OrderStatus.BUILDING, built),
+        (4, OrderStatus.SUBMITTED, sent),
     ]
-    # The routing step lasted from the order's creation, the building step no time.
+    # The routing step lasted from the order's creation, the others no time.
     assert [(e.seq, e.status, since) for e, since in told[1:]] == [
         (2, OrderStatus.ROUTING, order.updated_at),
         (3, OrderStatus.BUILDING, moved.updated_at),
+        (4, OrderStatus.SUBMITTED, moved.updated_at),
     ]
-    assert await db.fetchval("SELECT last_seq FROM orders WHERE id = $1", order.id) == 3
+    assert await db.fetchval("SELECT last_seq FROM orders WHERE id = $1", order.id) == 4
     await pool.close()
 
 
@@ -207,11 +211,25 @@ async def test_a_pass_through_from_a_status_that_cannot_enter_it_writes_nothing(
     order, _ = await store.insert_order(NEW, queued=True)
     await store.transition(order.id, OrderStatus.CANCELLED, NOTE)
     with pytest.raises(StatusConflict) as caught:
-        await store.transition(order, OrderStatus.BUILDING, NOTE, via=(OrderStatus.ROUTING, NOTE))
+        await store.transition(
+            order,
+            OrderStatus.SUBMITTED,
+            NOTE,
+            via=((OrderStatus.ROUTING, NOTE), (OrderStatus.BUILDING, NOTE)),
+        )
     assert (caught.value.current, caught.value.wanted) == (
         OrderStatus.CANCELLED,
         OrderStatus.ROUTING,
     )
     assert await db.fetchval("SELECT count(*) FROM order_events") == 2
     with pytest.raises(ValueError, match="routing does not lead to confirmed"):
-        await store.transition(order, OrderStatus.CONFIRMED, NOTE, via=(OrderStatus.ROUTING, NOTE))
+        await store.transition(
+            order, OrderStatus.CONFIRMED, NOTE, via=((OrderStatus.ROUTING, NOTE),)
+        )
+    with pytest.raises(ValueError, match="routing does not lead to submitted"):
+        await store.transition(
+            order,
+            OrderStatus.BUILDING,
+            NOTE,
+            via=((OrderStatus.ROUTING, NOTE), (OrderStatus.SUBMITTED, NOTE)),
+        )
