@@ -15,6 +15,7 @@ backoff. A retry re-quotes and builds a new transaction.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import uuid
@@ -237,7 +238,7 @@ class Executor:
                 (OrderStatus.BUILDING, built_event),
             ),
         )
-        log.info("order %s: %s -> routing -> building -> submitted", order.id, order.status)
+        self._log_path(order, OrderStatus.ROUTING, OrderStatus.BUILDING, OrderStatus.SUBMITTED)
         return await self._send(submitted, tx)
 
     async def _rest(self, order: Order) -> Order:
@@ -323,8 +324,14 @@ class Executor:
             since=order.updated_at,
             via=((OrderStatus.BUILDING, event),),
         )
-        log.info("order %s: %s -> building -> submitted", order.id, order.status)
+        self._log_path(order, OrderStatus.BUILDING, OrderStatus.SUBMITTED)
         return await self._send(submitted, tx)
+
+    @staticmethod
+    def _log_path(order: Order, *path: OrderStatus) -> None:
+        """One line a hop, as for a step of its own."""
+        for before, after in itertools.pairwise((order.status, *path)):
+            log.info("order %s: %s -> %s", order.id, before, after)
 
     async def _submit(self, order: Order, tx: Transaction) -> Order:
         """An order found in `building` (stored by an older engine) is moved on, then
