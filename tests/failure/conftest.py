@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -62,6 +63,9 @@ async def start_server(
         cwd=cwd,
         stderr=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.DEVNULL,
+        # A group of its own, so that teardown ends the server's children with it: one
+        # left alive holds the log pipe open, and waiting for the server never returns.
+        start_new_session=True,
     )
     server = ServerProcess(process, f"http://127.0.0.1:{port}")
     await server.wait_until_listening()
@@ -107,9 +111,9 @@ async def spawn_server(db_url: str, redis_prefix: str) -> AsyncIterator[SpawnSer
 
     yield spawn
     for server in processes:
-        if server.process.returncode is None:
-            server.process.kill()
-            await server.process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.process.pid, signal.SIGKILL)
+        await server.process.wait()
     for task in drains:
         task.cancel()
 
