@@ -69,10 +69,10 @@ async def test_unknown_order_is_not_found(store: OrderStore) -> None:
 async def test_a_statement_first_run_on_an_empty_table_uses_the_index_once_it_has_grown(
     db_url: str, db: asyncpg.Connection
 ) -> None:
-    """A pooled connection prepares a statement once and keeps it. PostgreSQL would keep
-    the generic plan made at its sixth run, here while `orders` was empty, and scan the
-    whole table for every read after it grew. The pool's connections plan each run anew,
-    and never compile a plan (JIT), which costs more than our statements take to run."""
+    """A pooled connection prepares a statement once and keeps it, and PostgreSQL keeps
+    the generic plan made at its sixth run, here while `orders` was empty: with
+    sequential scans allowed, that plan scans the whole table for every read after it
+    grew. The pool's connections also never compile a plan (JIT)."""
     by_ids = "SELECT id FROM orders WHERE id = ANY($1::uuid[])"
     pool = await create_pool(db_url, min_size=1, max_size=1, command_timeout=10)
     try:
