@@ -254,13 +254,10 @@ async def keep_session(conn: asyncpg.Connection) -> None:
     by the pool itself."""
 
 
-# A pooled connection prepares each statement once and keeps it, and PostgreSQL keeps
-# the generic plan it makes at the sixth run. Made while the tables were young (every new
-# database's first minute), that plan scanned them whole for the rest of the connection's
-# life. Every statement of the pool is written for an index, so sequential scans are off:
-# the plans are then the ones large tables get, from the first run, and still cached.
-# (Planning each run anew did as well, but cost the accept path 8-20 %.) JIT would
-# compile any statement the planner thinks large, for longer than ours take to run.
+# A connection keeps each prepared statement, and PostgreSQL the generic plan made at its
+# sixth run: made on a new database's nearly empty tables, a plan that scans them whole.
+# Every statement here is written for an index, so scans are off from the first run on;
+# JIT would compile any statement the planner thinks large, for longer than it runs.
 _SESSION_SETTINGS = {"enable_seqscan": "off", "jit": "off"}
 
 
