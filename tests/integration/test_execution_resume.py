@@ -154,6 +154,26 @@ async def test_resumed_from_building_sends_the_stored_transaction(
     assert await landed(db, order.id) == [tx.signature]
 
 
+async def test_submitted_order_whose_transaction_was_never_sent_sends_it_once(
+    engine: Engine, db: asyncpg.Connection
+) -> None:
+    """`submitted` commits before the transaction goes out: a worker that died between
+    the two left an order the chain never saw. Resuming asks the chain, sends the stored
+    transaction, and it lands once."""
+    order = await engine.routed()
+    tx = engine.transaction(order, built_slot=engine.chain.slot)
+    await engine.submitted(order, tx)
+    assert await engine.chain.find(tx.signature) is None
+    done = (await engine.executor.run(order.id)).order
+    assert done is not None
+    assert (done.status, done.tx_hash) == (OrderStatus.CONFIRMED, tx.signature)
+    assert await landed(db, order.id) == [tx.signature]
+    assert (
+        await db.fetchval("SELECT count(*) FROM chain_transactions WHERE order_id = $1", order.id)
+        == 1
+    )
+
+
 async def test_submitted_order_that_landed_is_confirmed_with_the_chains_figures(
     engine: Engine, db: asyncpg.Connection
 ) -> None:
