@@ -19,6 +19,7 @@ import itertools
 import logging
 import random
 import uuid
+from collections.abc import Awaitable
 from decimal import Decimal
 
 import attrs
@@ -91,10 +92,17 @@ class Executor:
         self._retry = retry or RetryPolicy()
         self._rng = rng or random.Random()
 
-    async def run(self, order_id: uuid.UUID) -> Outcome:
+    async def read(self, order_id: uuid.UUID) -> Order | None:
+        return await self._store.get_order(order_id)
+
+    async def run(
+        self, order_id: uuid.UUID, *, read: Awaitable[Order | None] | None = None
+    ) -> Outcome:
         """Drive the order until it is terminal, rests (`waiting`: the trigger watcher
-        fires it) or waits for a retry."""
-        order = await self._store.get_order(order_id)
+        fires it) or waits for a retry. `read`: the order being read already (`read()`),
+        perhaps before this run took its lock; a stale read ends in a status conflict,
+        after which the order is read again."""
+        order = await (read if read is not None else self._store.get_order(order_id))
         while (
             order is not None
             and not order.status.is_terminal

@@ -3,6 +3,7 @@ stored, and never swaps twice; a transaction that can no longer land is rebuilt.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from decimal import Decimal
 
@@ -111,6 +112,31 @@ async def test_run_twice_swaps_once(engine: Engine, db: asyncpg.Connection) -> N
     assert first is not None
     assert again == first
     assert first.status is OrderStatus.CONFIRMED
+    assert await landed(db, order.id) == [first.tx_hash]
+    assert await db.fetchval("SELECT count(*) FROM order_events") == 5
+
+
+async def test_a_run_given_a_stale_read_swaps_nothing_more(
+    engine: Engine, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker reads the order while it waits for the lock: if an earlier delivery ends
+    the order meanwhile, the run starts from a read that still says `pending`. Its first
+    write conflicts, it reads the order again, and finds it confirmed."""
+    order, _ = await engine.store.insert_order(NEW, queued=False)
+    stale = await engine.executor.read(order.id)
+    assert stale is not None
+    assert stale.status is OrderStatus.PENDING
+    first = (await engine.executor.run(order.id)).order
+    assert first is not None
+    assert first.status is OrderStatus.CONFIRMED
+
+    async def stale_read() -> Order | None:
+        return stale
+
+    with caplog.at_level(logging.INFO, logger="order_engine.engine.execution"):
+        again = (await engine.executor.run(order.id, read=stale_read())).order
+    assert again == first
+    assert f"order {order.id} is confirmed; it cannot become routing" in caplog.text
     assert await landed(db, order.id) == [first.tx_hash]
     assert await db.fetchval("SELECT count(*) FROM order_events") == 5
 
