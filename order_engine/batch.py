@@ -42,13 +42,19 @@ class Batcher(Generic[T, R]):
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, item: T) -> R:
+        return await self.submit(item)
+
+    def submit(self, item: T) -> asyncio.Future[R]:
+        """Add `item` to the next batch at once; the future has its result. For a caller
+        that has more to do before it waits (a task to wrap the call would cost a turn
+        of the loop to start and another to finish)."""
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = self._loop.create_future()
         self._waiting.append((item, future))
         if self._key is None or self._key(item) not in self._busy_keys:
             self._schedule()
-        return await future
+        return future
 
     def _has_ready(self) -> bool:
         """Whether a waiting call could go into a batch now."""

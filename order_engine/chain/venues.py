@@ -21,10 +21,31 @@ class ChainVenue:
     def name(self) -> str:
         return self._name
 
-    async def quotes(self, asks: Sequence[Ask]) -> list[Quote | None]:
+    def quotes(self, asks: Sequence[Ask]) -> asyncio.Future[list[Quote | None]]:
+        """Answered by a timer at the end of the quote latency rather than by a task that
+        sleeps: a task would cost a turn of the event loop to start before it slept, and
+        a quote round waits for every venue's."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[list[Quote | None]] = loop.create_future()
+
+        def reply() -> None:
+            if answer.done():
+                return
+            try:
+                answer.set_result(self._answers(asks))
+            except Exception as exc:
+                answer.set_exception(exc)
+
         if self.quote_delay_s > 0:
-            await asyncio.sleep(self.quote_delay_s)
-        # Read after the delay: the view may have moved on by then, as an RPC node's would.
+            timer = loop.call_later(self.quote_delay_s, reply)
+            answer.add_done_callback(lambda _: timer.cancel())
+        else:
+            reply()
+        return answer
+
+    def _answers(self, asks: Sequence[Ask]) -> list[Quote | None]:
+        # Read when the answer is due: the view may have moved on by then, as an RPC
+        # node's would.
         market = self._market()
         answers: list[Quote | None] = []
         for input_token, output_token, amount in asks:

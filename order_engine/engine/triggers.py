@@ -254,24 +254,15 @@ class TriggerWatcher:
         self, group: list[RestingOrder]
     ) -> list[tuple[RestingOrder, RoutingDecision]]:
         """The orders of `group` to fire now, each with its route; the others are put back
-        to wait. The orders of a pair are routed together (Router.route_many)."""
-        by_pair: dict[tuple[str, str], list[RestingOrder]] = {}
-        for order in group:
-            by_pair.setdefault(order.pair, []).append(order)
-        routed = await asyncio.gather(
-            *(
-                self._router.route_many(
-                    TOKENS[src], TOKENS[dst], [order.input_amount for order in orders]
-                )
-                for (src, dst), orders in by_pair.items()
-            )
+        to wait. The orders are routed together (Router.route_many)."""
+        routed = await self._router.route_many(
+            [(TOKENS[o.input_token], TOKENS[o.output_token], o.input_amount) for o in group]
         )
         ready = []
-        for orders, decisions in zip(by_pair.values(), routed, strict=True):
-            for order, decision in zip(orders, decisions, strict=True):
-                if self._passes(order, decision):
-                    assert isinstance(decision, RoutingDecision)
-                    ready.append((order, decision))
+        for order, decision in zip(group, routed, strict=True):
+            if self._passes(order, decision):
+                assert isinstance(decision, RoutingDecision)
+                ready.append((order, decision))
         return ready
 
     def _passes(

@@ -78,9 +78,11 @@ def limit_amount_out(amount_in: Decimal, limit_price: Decimal, token: Token) -> 
 
 @attrs.frozen
 class _Plan:
-    """One amount between the two rounds of `Router.route_many`: what round one found,
-    and where its asks of round two start among all of them."""
+    """One swap between the two rounds of `Router.route_many`: what round one found, and
+    where its asks of round two start among all of them."""
 
+    src: Token
+    dst: Token
     amount: Decimal
     direct: list[Quote]
     best_first: dict[str, Quote]
@@ -104,14 +106,14 @@ class Router:
         by_venue: dict[str, tuple[Venue, list[int]]] = {}
         for index, (venue, *_) in enumerate(asks):
             by_venue.setdefault(venue.name, (venue, []))[1].append(index)
-        # One task a venue and one wait with the timeout for all of them: a timeout scope
-        # and gather() cost several event-loop lookups a venue, each a getpid() system
-        # call on Python 3.11.
+        # One future a venue (a task if it answers with a coroutine) and one wait with the
+        # timeout for all of them: a timeout scope and gather() cost several event-loop
+        # lookups a venue, each a getpid() system call on Python 3.11.
         loop = asyncio.get_running_loop()
-        tasks = {
-            loop.create_task(venue.quotes([asks[i][1:] for i in indexes])): (venue, indexes)
-            for venue, indexes in by_venue.values()
-        }
+        tasks: dict[asyncio.Future[list[Quote | None]], tuple[Venue, list[int]]] = {}
+        for venue, indexes in by_venue.values():
+            answer = asyncio.ensure_future(venue.quotes([asks[i][1:] for i in indexes]), loop=loop)
+            tasks[answer] = (venue, indexes)
         if not tasks:
             return results
         done, late = await asyncio.wait(tasks, timeout=self._quote_timeout_s)
@@ -137,35 +139,37 @@ class Router:
     async def route(self, src: Token, dst: Token, amount: Decimal) -> RoutingDecision:
         """Raises NoRoute when no venue can quote the pair, QuotesUnavailable when the
         venues that might have failed or timed out."""
-        (decision,) = await self.route_many(src, dst, [amount])
+        (decision,) = await self.route_many([(src, dst, amount)])
         if isinstance(decision, Exception):
             raise decision
         return decision
 
     async def route_many(
-        self, src: Token, dst: Token, amounts: Sequence[Decimal]
+        self, swaps: Sequence[tuple[Token, Token, Decimal]]
     ) -> list[RoutingDecision | NoRoute | QuotesUnavailable]:
-        """`route` for many amounts of one pair at once, in the same two rounds: each venue
-        is asked once a round for the quotes of every amount. Each amount gets its
-        decision, or the NoRoute or QuotesUnavailable that `route` would raise."""
+        """`route` for many swaps (source, destination, amount) at once, of one pair or
+        several, in the same two rounds: each venue is asked once a round for the quotes
+        of them all. Each swap gets its decision, or the NoRoute or QuotesUnavailable
+        that `route` would raise."""
         failed: set[str] = set()
-        hubs = [TOKENS[h] for h in HUBS if h not in (src.symbol, dst.symbol)]
         # Round one, all at once: every venue direct, and the first hop to every hub.
         asks: list[tuple[Venue, Token, Token, Decimal]] = []
-        for amount in amounts:
+        firsts: list[tuple[list[Token], int]] = []
+        for src, dst, amount in swaps:
+            hubs = [TOKENS[h] for h in HUBS if h not in (src.symbol, dst.symbol)]
+            firsts.append((hubs, len(asks)))
             asks += [(v, src, dst, amount) for v in self._venues]
             asks += [(v, src, hub, amount) for hub in hubs for v in self._venues]
         results = await self._quotes(asks, failed)
         n_direct = len(self._venues)
-        per_amount = n_direct * (1 + len(hubs))
 
         # Round two, all at once: the second hop from the best first hop to each hub,
         # and the split shares if one venue alone would move the price enough.
         live = [v for v in self._venues if v.name not in failed]
         plans = []
         asks = []
-        for i, amount in enumerate(amounts):
-            mine = results[i * per_amount : (i + 1) * per_amount]
+        for (src, dst, amount), (hubs, start) in zip(swaps, firsts, strict=True):
+            mine = results[start : start + n_direct * (1 + len(hubs))]
             direct = [q for q in mine[:n_direct] if q is not None]
             first_hops = [q for q in mine[n_direct:] if q is not None]
             best_first = {
@@ -184,23 +188,19 @@ class Router:
                         part = src.round_down(amount * share)
                         if 0 < part < amount:
                             split_asks += [(a, src, dst, part), (b, src, dst, amount - part)]
-            plans.append(_Plan(amount, direct, best_first, len(asks), len(second_asks)))
+            plans.append(_Plan(src, dst, amount, direct, best_first, len(asks), len(second_asks)))
             asks += second_asks + split_asks
         plans_end = [*(plan.start for plan in plans[1:]), len(asks)]
         results = await self._quotes(asks, failed)
         return [
-            self._decide(src, dst, plan, results[plan.start : end], failed)
+            self._decide(plan, results[plan.start : end], failed)
             for plan, end in zip(plans, plans_end, strict=True)
         ]
 
     def _decide(
-        self,
-        src: Token,
-        dst: Token,
-        plan: _Plan,
-        second_round: Sequence[Quote | None],
-        failed: set[str],
+        self, plan: _Plan, second_round: Sequence[Quote | None], failed: set[str]
     ) -> RoutingDecision | NoRoute | QuotesUnavailable:
+        src, dst = plan.src, plan.dst
         second_hops = second_round[: plan.seconds]
         split_quotes = second_round[plan.seconds :]
         candidates = [Route(DIRECT, (q,), q.amount_out) for q in plan.direct]
@@ -239,46 +239,24 @@ class Router:
 
 
 class RouteBatcher:
-    """`Router.route` for many orders at once: the amounts asked for in one turn of the
-    event loop are routed together, one `route_many` a pair, so that each venue is asked
-    once a round for all of them. One per event loop: batch.py keeps the loop it first
-    ran on."""
+    """`Router.route` for many orders at once: the swaps asked for in one turn of the
+    event loop are routed together, one `route_many` for all their pairs, so that each
+    venue is asked once a round for all of them. One per event loop: batch.py keeps the
+    loop it first ran on."""
 
     def __init__(self, router: Router) -> None:
         self._router = router
         # No limit on batches in flight: a batch holds no connection, and the venues'
         # timeout bounds how long it takes.
-        self._batcher: Batcher[_Ask, RoutingDecision] = Batcher(
-            self._route_all, max_in_flight=sys.maxsize
+        self._batcher: Batcher[tuple[Token, Token, Decimal], RoutingDecision] = Batcher(
+            self._router.route_many, max_in_flight=sys.maxsize
         )
 
     async def route(self, src: Token, dst: Token, amount: Decimal) -> RoutingDecision:
         """As `Router.route`."""
-        return await self._batcher(_Ask(src, dst, amount))
+        return await self._batcher((src, dst, amount))
 
-    async def _route_all(
-        self, asks: list[_Ask]
-    ) -> list[RoutingDecision | NoRoute | QuotesUnavailable]:
-        by_pair: dict[tuple[str, str], list[int]] = {}
-        for index, ask in enumerate(asks):
-            by_pair.setdefault((ask.src.symbol, ask.dst.symbol), []).append(index)
-        groups = list(by_pair.values())
-        decided = await asyncio.gather(
-            *(
-                self._router.route_many(
-                    asks[group[0]].src, asks[group[0]].dst, [asks[i].amount for i in group]
-                )
-                for group in groups
-            )
-        )
-        results: dict[int, RoutingDecision | NoRoute | QuotesUnavailable] = {}
-        for group, decisions in zip(groups, decided, strict=True):
-            results.update(zip(group, decisions, strict=True))
-        return [results[index] for index in range(len(asks))]
-
-
-@attrs.frozen
-class _Ask:
-    src: Token
-    dst: Token
-    amount: Decimal
+    def submit(self, src: Token, dst: Token, amount: Decimal) -> asyncio.Future[RoutingDecision]:
+        """As `route`, but asked now: the swap joins this turn's batch before the caller
+        awaits anything."""
+        return self._batcher.submit((src, dst, amount))

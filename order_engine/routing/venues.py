@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from decimal import Decimal
 from typing import Protocol
 
@@ -26,7 +26,8 @@ class Venue(Protocol):
     @property
     def name(self) -> str: ...
 
-    async def quotes(self, asks: Sequence[Ask]) -> list[Quote | None]:
-        """One answer per ask, in one request: a quote, or None where the pair is not
-        traded here. Raises VenueUnavailable on a blip."""
+    def quotes(self, asks: Sequence[Ask]) -> Awaitable[list[Quote | None]]:
+        """One answer per ask, in one request (a coroutine, or a future the venue answers
+        itself): a quote, or None where the pair is not traded here. Raises
+        VenueUnavailable on a blip."""
         ...

@@ -21,8 +21,10 @@ from order_engine.chain.model import (
     encode_summary,
 )
 from order_engine.chain.slots import apply_transaction, scheduled_launch, walk_market
+from order_engine.chain.venues import ChainVenue
 from order_engine.domain.errors import PoolExists
 from order_engine.domain.routes import SwapLeg
+from order_engine.routing.tokens import TOKENS
 from order_engine.routing.venues import NoPool
 
 ORDER = uuid.UUID("3f0c0b52-6f1e-4d59-a0b4-1b5c2d0f7e11")
@@ -204,3 +206,31 @@ def test_a_summary_travels_as_json_without_losing_a_digit() -> None:
     decoded = decode_summary(encode_summary(summary))
     assert decoded == summary
     assert listed(decoded.pools[0]).pool.reserve_a == Decimal("200000.000000001")
+
+
+async def test_a_chain_venue_answers_from_the_view_at_the_end_of_its_latency() -> None:
+    """A quote is read from the view when the simulated latency is over (the view may
+    have moved meanwhile); a request given up on (its round timed out) never reads it."""
+    view = genesis()
+    reads: list[Market] = []
+
+    def current() -> Market:
+        reads.append(view)
+        return view
+
+    venue = ChainVenue("raydium", current, quote_delay_s=0.01)
+    ask = (TOKENS["SOL"], TOKENS["USDC"], Decimal(1))
+    answer = venue.quotes([ask])
+    assert not answer.done()
+    assert reads == []
+    [quote] = await answer
+    assert quote is not None
+    assert quote.dex == "raydium"
+    assert len(reads) == 1
+
+    given_up = venue.quotes([ask])
+    given_up.cancel()
+    # Timers fire in the order they are due: by the time the later request is answered,
+    # the one given up on would have read the view too, had it not been dropped.
+    await venue.quotes([ask])
+    assert len(reads) == 2
