@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
 import attrs
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
+from redis.typing import EncodableT, FieldT
 
 from order_engine.batch import Batcher
+from order_engine.domain.routes import RouteAsk
 
 GROUP = "workers"
 
@@ -39,6 +42,9 @@ class Entry:
     order_id: uuid.UUID | None
     """None when the entry's payload is not an order id: it is acked and skipped."""
     deliveries: int = 1
+    ask: RouteAsk | None = None
+    """What the order asks the router, when the entry carries it (a new market order):
+    only a head start, the order as stored decides."""
 
 
 def _order_id(fields: dict[str, str] | None) -> uuid.UUID | None:
@@ -48,8 +54,23 @@ def _order_id(fields: dict[str, str] | None) -> uuid.UUID | None:
         return None
 
 
+def _ask(fields: dict[str, str] | None) -> RouteAsk | None:
+    try:
+        src, dst, amount = (fields or {})["ask"].split(" ")
+        return RouteAsk(src, dst, Decimal(amount))
+    except (KeyError, ValueError, InvalidOperation):
+        return None
+
+
+def _fields(order_id: uuid.UUID, ask: RouteAsk | None) -> dict[FieldT, EncodableT]:
+    fields: dict[FieldT, EncodableT] = {"order_id": str(order_id)}
+    if ask is not None:
+        fields["ask"] = f"{ask.input_token} {ask.output_token} {ask.input_amount}"
+    return fields
+
+
 def _entry(entry_id: str, fields: dict[str, str] | None, deliveries: int = 1) -> Entry:
-    return Entry(entry_id, _order_id(fields), deliveries)
+    return Entry(entry_id, _order_id(fields), deliveries, _ask(fields))
 
 
 class OrderQueue:
@@ -68,7 +89,7 @@ class OrderQueue:
         self._reclaim_cursor = "0-0"
         self._move_due = redis.register_script(_MOVE_DUE)
         # Commands issued in one turn of the loop go to Redis in one round trip.
-        self._adds: Batcher[uuid.UUID, str] = Batcher(self._add_batch)
+        self._adds: Batcher[tuple[uuid.UUID, RouteAsk | None], str] = Batcher(self._add_batch)
         self._acks: Batcher[str, None] = Batcher(self._ack_batch)
         self._retries: Batcher[tuple[str, uuid.UUID, int], None] = Batcher(self._retry_batch)
 
@@ -80,13 +101,15 @@ class OrderQueue:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def enqueue(self, order_id: uuid.UUID) -> str:
-        return await self._adds(order_id)
+    async def enqueue(self, order_id: uuid.UUID, ask: RouteAsk | None = None) -> str:
+        """`ask`: what the order will ask the router, carried so that the worker can
+        start quoting while it locks and reads the order."""
+        return await self._adds((order_id, ask))
 
-    async def _add_batch(self, order_ids: list[uuid.UUID]) -> list[str]:
+    async def _add_batch(self, adds: list[tuple[uuid.UUID, RouteAsk | None]]) -> list[str]:
         async with self._redis.pipeline(transaction=False) as pipe:
-            for order_id in order_ids:
-                pipe.xadd(self.stream, {"order_id": str(order_id)})
+            for order_id, ask in adds:
+                pipe.xadd(self.stream, _fields(order_id, ask))
             entry_ids: list[str] = await pipe.execute()
         return [str(e) for e in entry_ids]
 

@@ -86,7 +86,7 @@ class OrderService:
 
     async def _enqueue_or_fail(self, order: Order) -> None:
         try:
-            await self._queue.enqueue(order.id)
+            await self._queue.enqueue(order.id, order.ask)
         except (RedisError, OSError) as exc:
             reason = f"the order could not be queued: {exc}"
             log.error("order %s: %s", order.id, reason)

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import attrs
 
-from order_engine.domain.routes import Route
+from order_engine.domain.routes import Route, RouteAsk
 
 _T = TypeVar("_T")
 
@@ -118,6 +118,14 @@ class Order:
     tx_slot: int | None = None
     """The chain slot the current transaction was built at (its expiry counts from it)."""
     client_order_id: str | None = None
+
+    @property
+    def ask(self) -> RouteAsk | None:
+        """What the router is asked when the order runs, for an order routed as soon as
+        it runs (a market order that has not been routed yet)."""
+        if self.type.rests or self.status is not OrderStatus.PENDING:
+            return None
+        return RouteAsk(self.input_token, self.output_token, self.input_amount)
 
 
 @attrs.frozen

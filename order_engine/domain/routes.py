@@ -23,6 +23,16 @@ def price_of(amount_in: Decimal, amount_out: Decimal) -> Decimal:
 
 
 @attrs.frozen
+class RouteAsk:
+    """What the router is asked for a market order: its pair and amount. The order's
+    queue entry carries it, so that quoting starts before the order is read back."""
+
+    input_token: str
+    output_token: str
+    input_amount: Decimal
+
+
+@attrs.frozen
 class Quote:
     dex: str
     input_token: str

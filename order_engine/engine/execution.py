@@ -15,12 +15,13 @@ backoff. A retry re-quotes and builds a new transaction.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import random
 import uuid
-from collections.abc import Awaitable
 from decimal import Decimal
+from typing import Any
 
 import attrs
 
@@ -38,7 +39,7 @@ from order_engine.domain.events import (
     Waiting,
 )
 from order_engine.domain.orders import Changes, FailureCode, Order, OrderStatus, OrderType
-from order_engine.domain.routes import Route
+from order_engine.domain.routes import Route, RouteAsk
 from order_engine.engine.retry import RetryPolicy
 from order_engine.routing.router import (
     NoRoute,
@@ -62,6 +63,31 @@ class Outcome:
 
     order: Order | None
     retry_in_s: float | None = None
+
+
+@attrs.frozen
+class HeadStart:
+    """What a run can begin before it holds the order's lock: reading the order and, when
+    its queue entry says what it asks the router, routing it. The run routes with
+    `decision` only if the order, as read, still asks for exactly that."""
+
+    order: asyncio.Future[Order | None]
+    ask: RouteAsk | None = None
+    decision: asyncio.Future[RoutingDecision] | None = None
+
+    def cancel(self) -> None:
+        """Drop what was begun and is not wanted: the lock was not taken, or the run is
+        past its first step."""
+        _drop(self.order)
+        if self.decision is not None:
+            _drop(self.decision)
+
+
+def _drop(future: asyncio.Future[Any]) -> None:
+    """Cancel work that is no longer wanted; its failure, if it fails first, is not worth
+    a warning."""
+    future.cancel()
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
 class _Transient(Exception):
@@ -92,33 +118,47 @@ class Executor:
         self._retry = retry or RetryPolicy()
         self._rng = rng or random.Random()
 
-    async def read(self, order_id: uuid.UUID) -> Order | None:
-        return await self._store.get_order(order_id)
+    def head_start(self, order_id: uuid.UUID, ask: RouteAsk | None = None) -> HeadStart:
+        """Start reading the order and, given what it asks the router, routing it, while
+        the caller takes the order's lock: the round trips and the quotes overlap."""
+        reading = asyncio.ensure_future(self._store.get_order(order_id))
+        if ask is None or ask.input_token not in TOKENS or ask.output_token not in TOKENS:
+            return HeadStart(reading)
+        src, dst = TOKENS[ask.input_token], TOKENS[ask.output_token]
+        routing = self._routes.submit(src, dst, ask.input_amount)
+        return HeadStart(reading, ask, routing)
 
-    async def run(
-        self, order_id: uuid.UUID, *, read: Awaitable[Order | None] | None = None
-    ) -> Outcome:
+    async def run(self, order_id: uuid.UUID, *, head_start: HeadStart | None = None) -> Outcome:
         """Drive the order until it is terminal, rests (`waiting`: the trigger watcher
-        fires it) or waits for a retry. `read`: the order being read already (`read()`),
-        perhaps before this run took its lock; a stale read ends in a status conflict,
-        after which the order is read again."""
-        order = await (read if read is not None else self._store.get_order(order_id))
-        while (
-            order is not None
-            and not order.status.is_terminal
-            and order.status is not OrderStatus.WAITING
-        ):
-            try:
+        fires it) or waits for a retry. `head_start`: the order's read and routing begun
+        already, perhaps before this run took its lock; a stale read ends in a status
+        conflict, after which the order is read again."""
+        first = head_start
+        try:
+            order = await (self._store.get_order(order_id) if first is None else first.order)
+            while (
+                order is not None
+                and not order.status.is_terminal
+                and order.status is not OrderStatus.WAITING
+            ):
                 try:
-                    order = await self._step(order)
-                except _Transient as exc:
-                    return await self._after_transient(exc.order, exc)
-            except StatusConflict as exc:
-                # Someone else moved the order (a cancel, another delivery): go on from
-                # what it is now.
-                log.info("order %s: %s", order.id, exc)
-                order = await self._store.get_order(order_id)
-        return Outcome(order)
+                    try:
+                        order = await self._step(order, first)
+                    except _Transient as exc:
+                        return await self._after_transient(exc.order, exc)
+                except StatusConflict as exc:
+                    # Someone else moved the order (a cancel, another delivery): go on
+                    # from what it is now.
+                    log.info("order %s: %s", order.id, exc)
+                    order = await self._store.get_order(order_id)
+                if first is not None:
+                    # Quotes are good for the first step only: a later one asks again.
+                    first.cancel()
+                    first = None
+            return Outcome(order)
+        finally:
+            if head_start is not None:
+                head_start.cancel()
 
     async def abandon(self, order_id: uuid.UUID, reason: str) -> Order | None:
         """End an order that cannot be run (its entry was dead-lettered): failed with
@@ -145,12 +185,12 @@ class Executor:
             return await self._chain.find(signature)
         return await self._chain.outcome(self._transaction(order))
 
-    async def _step(self, order: Order) -> Order:
+    async def _step(self, order: Order, head_start: HeadStart | None = None) -> Order:
         match order.status:
             case OrderStatus.PENDING if order.type.rests:
                 return await self._rest(order)
             case OrderStatus.PENDING:
-                return await self._route(order)
+                return await self._route(order, head_start)
             case OrderStatus.ROUTING:
                 return await self._build(order)
             case OrderStatus.BUILDING:
@@ -205,9 +245,15 @@ class Executor:
             Changes(failure_code=code.value, failure_reason=reason, attempts=attempt),
         )
 
-    async def _decide(self, order: Order) -> RoutingDecision:
+    async def _decide(self, order: Order, head_start: HeadStart | None = None) -> RoutingDecision:
         src, dst = TOKENS[order.input_token], TOKENS[order.output_token]
         try:
+            if (
+                head_start is not None
+                and head_start.decision is not None
+                and head_start.ask == order.ask
+            ):
+                return await head_start.decision
             return await self._routes.route(src, dst, order.input_amount)
         except QuotesUnavailable as exc:
             raise _Transient(FailureCode.DEX_ERROR, str(exc), order) from exc
@@ -219,14 +265,15 @@ class Executor:
             attempt=order.attempts if order.attempts > 1 else None,
         )
 
-    async def _route(self, order: Order) -> Order:
+    async def _route(self, order: Order, head_start: HeadStart | None = None) -> Order:
         """Choose the route, build its transaction and send it: nothing waits between
         the three, so `routing`, `building` and `submitted` are committed together, each
         with its event, before the transaction goes out."""
         try:
-            decision = await self._decide(order)
+            decision = await self._decide(order, head_start)
         except NoRoute as exc:
             return await self._fail(order, FailureCode.NO_ROUTE, str(exc))
+
         route = decision.route
         tx, built_event, changes = self._built(order, route)
         submitted, _ = await self._store.transition(

@@ -18,8 +18,7 @@ import time
 import attrs
 from redis.exceptions import RedisError
 
-from order_engine.domain.orders import Order
-from order_engine.engine.execution import Executor
+from order_engine.engine.execution import Executor, HeadStart
 from order_engine.engine.locks import AdvisoryLocks
 from order_engine.logs import bind_order
 from order_engine.outage import DEPENDENCY_ERRORS
@@ -180,35 +179,35 @@ class WorkerPool:
             await self._finish(entry)
             return
         bind_order(entry.order_id)
-        # The order is read while its lock is taken, on another connection: the two
-        # round trips overlap instead of adding up before the order is routed.
-        reading = asyncio.ensure_future(self._executor.read(entry.order_id))
+        # The order is read, and quoted when the entry says what it asks, while its lock
+        # is taken: the round trips and the quotes overlap instead of adding up.
+        head_start = self._executor.head_start(entry.order_id, entry.ask)
         try:
             locked = await self._locks.try_lock_order(entry.order_id)
         except DEPENDENCY_ERRORS as exc:
-            _drop(reading)
+            head_start.cancel()
             await self._later(entry, self._outage(f"order {entry.order_id}: lock", exc))
             return
         except BaseException:
-            _drop(reading)
+            head_start.cancel()
             raise
         if not locked:
-            _drop(reading)
+            head_start.cancel()
             # Another delivery of this order is running: let it finish, then look again.
             log.info("order %s is being executed elsewhere", entry.order_id)
             await self._later(entry, self._recovery.busy_delay_s)
             return
         try:
-            await self._run(entry, reading)
+            await self._run(entry, head_start)
         finally:
             with contextlib.suppress(*DEPENDENCY_ERRORS):
                 await self._locks.unlock_order(entry.order_id)
 
-    async def _run(self, entry: Entry, reading: asyncio.Future[Order | None]) -> None:
+    async def _run(self, entry: Entry, head_start: HeadStart) -> None:
         assert entry.order_id is not None
         try:
             if entry.deliveries > self._recovery.max_deliveries:
-                _drop(reading)
+                head_start.cancel()
                 reason = (
                     f"its queue entry was delivered {entry.deliveries} times without finishing"
                     f" (limit {self._recovery.max_deliveries})"
@@ -217,7 +216,7 @@ class WorkerPool:
                 await self._executor.abandon(entry.order_id, reason)
                 await self._queue.dead_letter(entry, reason)
                 return
-            outcome = await self._executor.run(entry.order_id, read=reading)
+            outcome = await self._executor.run(entry.order_id, head_start=head_start)
         except DEPENDENCY_ERRORS as exc:
             await self._later(entry, self._outage(f"order {entry.order_id}", exc))
             return
@@ -250,10 +249,3 @@ class WorkerPool:
         except QUEUE_ERRORS as exc:
             # Still pending in this consumer: reclaimed once it has been idle long enough.
             log.warning("could not schedule order %s again: %r", entry.order_id, exc)
-
-
-def _drop(task: asyncio.Future[Order | None]) -> None:
-    """Cancel a read that is no longer wanted; its failure, if it fails first, is not
-    worth a warning."""
-    task.cancel()
-    task.add_done_callback(lambda t: t.cancelled() or t.exception())

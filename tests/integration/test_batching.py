@@ -38,6 +38,8 @@ async def test_a_thousand_concurrent_accepts_make_a_thousand_orders_entries_and_
     assert gapless
     entries = await redis.xrange(f"{redis_prefix}orders") or []
     assert sorted(str((fields or {})["order_id"]) for _, fields in entries) == sorted(ids)
+    # Each says what its market order asks the router, for the worker to quote at once.
+    assert {(fields or {})["ask"] for _, fields in entries} == {"SOL USDC 1.5"}
 
 
 async def test_a_failed_batch_of_accepts_answers_every_caller_503_and_writes_nothing(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 
 import asyncpg
@@ -14,12 +15,15 @@ import pytest
 from order_engine.api.appkeys import CHAIN_CLIENT, DB_POOL, HUB, ROUTER
 from order_engine.chain.client import ChainClient
 from order_engine.chain.model import Transaction, TxStatus, build_transaction
+from order_engine.chain.venues import chain_venues
 from order_engine.domain.events import Built, RetryScheduled, Routed, Submitted
 from order_engine.domain.orders import Changes, FailureCode, Order, OrderStatus
+from order_engine.domain.routes import Quote, RouteAsk
 from order_engine.engine.execution import Executor
 from order_engine.engine.retry import RetryPolicy
 from order_engine.routing.router import Router, min_amount_out
 from order_engine.routing.tokens import TOKENS
+from order_engine.routing.venues import Ask, Venue
 from order_engine.store.orders import OrderStore
 from tests.conftest import AppClient
 from tests.support import new_order
@@ -123,22 +127,85 @@ async def test_a_run_given_a_stale_read_swaps_nothing_more(
     the order meanwhile, the run starts from a read that still says `pending`. Its first
     write conflicts, it reads the order again, and finds it confirmed."""
     order, _ = await engine.store.insert_order(NEW, queued=False)
-    stale = await engine.executor.read(order.id)
-    assert stale is not None
-    assert stale.status is OrderStatus.PENDING
+    stale = engine.executor.head_start(order.id)
+    assert (await stale.order) == order
     first = (await engine.executor.run(order.id)).order
     assert first is not None
     assert first.status is OrderStatus.CONFIRMED
 
-    async def stale_read() -> Order | None:
-        return stale
-
     with caplog.at_level(logging.INFO, logger="order_engine.engine.execution"):
-        again = (await engine.executor.run(order.id, read=stale_read())).order
+        again = (await engine.executor.run(order.id, head_start=stale)).order
     assert again == first
     assert f"order {order.id} is confirmed; it cannot become routing" in caplog.text
     assert await landed(db, order.id) == [first.tx_hash]
     assert await db.fetchval("SELECT count(*) FROM order_events") == 5
+
+
+class CountingVenue:
+    """A venue of the chain that counts the rounds of quotes it is asked for."""
+
+    def __init__(self, venue: Venue) -> None:
+        self._venue = venue
+        self.name = venue.name
+        self.rounds = 0
+
+    async def quotes(self, asks: Sequence[Ask]) -> list[Quote | None]:
+        self.rounds += 1
+        return await self._venue.quotes(asks)
+
+
+@pytest.fixture
+def counted(engine: Engine) -> tuple[Executor, list[CountingVenue]]:
+    """An executor whose router counts the rounds each venue is asked for."""
+    venues = [CountingVenue(v) for v in chain_venues(lambda: engine.chain.market, quote_delay_s=0)]
+    router = Router(venues, quote_timeout_s=5)
+    return Executor(engine.store, router, engine.chain), venues
+
+
+async def test_a_run_routes_with_the_quotes_its_head_start_asked_for(
+    engine: Engine, db: asyncpg.Connection, counted: tuple[Executor, list[CountingVenue]]
+) -> None:
+    """A worker quotes a new market order from what its queue entry asks while it takes
+    the order's lock: the run uses that decision, asks no venue again, and sends its
+    route."""
+    executor, venues = counted
+    order, _ = await engine.store.insert_order(NEW, queued=False)
+    head = executor.head_start(order.id, order.ask)
+    assert head.decision is not None
+    decision = await head.decision
+    asked = [v.rounds for v in venues]
+    assert asked == [2, 2]  # the direct pairs and first hops, then the second hops
+
+    done = (await executor.run(order.id, head_start=head)).order
+    assert done is not None
+    assert done.status is OrderStatus.CONFIRMED
+    assert [v.rounds for v in venues] == asked
+    assert done.route == decision.route
+
+
+async def test_a_head_start_for_another_ask_or_a_routed_order_is_not_used(
+    engine: Engine, db: asyncpg.Connection, counted: tuple[Executor, list[CountingVenue]]
+) -> None:
+    """The order as stored decides: quotes for another amount are dropped and the order
+    is quoted for its own; an order already past `pending` goes on from its status."""
+    executor, venues = counted
+    order, _ = await engine.store.insert_order(NEW, queued=False)
+    other = executor.head_start(order.id, RouteAsk("SOL", "USDC", order.input_amount * 2))
+    assert other.decision is not None
+    wrong = await other.decision
+    done = (await executor.run(order.id, head_start=other)).order
+    assert done is not None
+    assert done.status is OrderStatus.CONFIRMED
+    assert [v.rounds for v in venues] == [4, 4]
+    assert done.route is not None
+    assert done.route.input_amount == order.input_amount != wrong.route.input_amount
+
+    late = executor.head_start(order.id, order.ask)
+    again = (await executor.run(order.id, head_start=late)).order
+    assert again == done
+    assert late.decision is not None
+    assert late.decision.cancelled() or late.decision.done()
+    assert await landed(db, order.id) == [done.tx_hash]
 
 
 async def test_resumed_from_routing_builds_from_the_stored_route(

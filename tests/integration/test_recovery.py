@@ -7,6 +7,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
 from typing import cast
 
 import asyncpg
@@ -15,6 +16,7 @@ import redis.asyncio as aioredis
 
 from order_engine.domain.events import Failed
 from order_engine.domain.orders import Changes, OrderStatus
+from order_engine.domain.routes import RouteAsk
 from order_engine.engine.locks import AdvisoryLocks
 from order_engine.engine.reconciler import Reconciler
 from order_engine.leader import Leadership, Role
@@ -124,6 +126,29 @@ async def test_retries_move_to_the_stream_only_when_due_and_count_as_live(
     assert [e.order_id for e in await queue.read(10, block_ms=100)] == [due]
     assert await queue.retries_scheduled() == 1
     assert await queue.live_order_ids() == {due, later}
+
+
+async def test_an_entry_carries_what_its_order_asks_the_router(
+    queue_for: QueueFor, redis: aioredis.Redis
+) -> None:
+    """So that a worker can quote the order while it locks and reads it; reclaimed, the
+    entry still carries it. One whose ask cannot be read still names its order and runs
+    without the head start."""
+    queue = queue_for("w")
+    await queue.ensure_group()
+    ask = RouteAsk("SOL", "USDC", Decimal("1.25"))
+    asking, bare, garbled = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await queue.enqueue(asking, ask)
+    await queue.enqueue(bare)
+    await redis.xadd(queue.stream, {"order_id": str(garbled), "ask": "SOL USDC"})
+    entries = await queue.read(10, block_ms=100)
+    assert [(e.order_id, e.ask) for e in entries] == [
+        (asking, ask),
+        (bare, None),
+        (garbled, None),
+    ]
+    reclaimed = await queue_for("other").reclaim(min_idle_ms=0, count=10)
+    assert [e.ask for e in reclaimed] == [ask, None, None]
 
 
 async def test_dead_letter_moves_the_entry_in_one_step(

@@ -1,18 +1,26 @@
-"""The state machine: the one place that says which status may follow which."""
+"""The state machine: the one place that says which status may follow which; and what
+an order asks the router."""
 
 from __future__ import annotations
 
 import itertools
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 
+import attrs
 import pytest
 
 from order_engine.domain.orders import (
     ALLOWED_TRANSITIONS,
     TERMINAL_STATUSES,
     OrderStatus,
+    OrderType,
     can_transition,
     sources_of,
 )
+from order_engine.domain.routes import RouteAsk
+from tests.support import new_order
 
 S = OrderStatus
 MARKET_PATH = [S.PENDING, S.ROUTING, S.BUILDING, S.SUBMITTED, S.CONFIRMED]
@@ -84,3 +92,12 @@ def test_sources_of_agrees_with_can_transition() -> None:
 def test_a_confirmed_order_cannot_be_reached_except_from_submitted() -> None:
     assert sources_of(S.CONFIRMED) == {S.SUBMITTED}
     assert sources_of(S.PENDING) == frozenset()
+
+
+def test_only_a_market_order_not_yet_routed_asks_the_router_ahead() -> None:
+    """What a queue entry carries for the worker to quote at once: a pending market
+    order's pair and amount; a resting order, or one past `pending`, asks nothing."""
+    market = new_order("2.5").placed(uuid.uuid4(), datetime.now(UTC))
+    assert market.ask == RouteAsk("SOL", "USDC", Decimal("2.5"))
+    assert attrs.evolve(market, status=S.ROUTING).ask is None
+    assert attrs.evolve(market, type=OrderType.LIMIT).ask is None
