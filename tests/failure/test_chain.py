@@ -4,12 +4,14 @@ the same quote everywhere, and `serve --processes N` on one port."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 import os
 import signal
 from collections import Counter
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
@@ -230,13 +232,21 @@ async def test_serve_with_two_processes_shares_the_port_and_replaces_a_dead_one(
     spawn_server: SpawnServer, db: asyncpg.Connection
 ) -> None:
     server = await spawn_server("--processes", "2", **SHARED)
+    port = urlsplit(server.base_url).port
+    assert port is not None
     children = _children(server.process.pid)
     assert len(children) == 2
+
+    async def both_listen() -> bool:
+        # The server answers once one child does; the other may still be starting.
+        return all(_listens(pid, port) for pid in children)
+
+    await poll(both_listen, 15)
     os.kill(children[0], signal.SIGKILL)
 
     async def replaced() -> bool:
         now = _children(server.process.pid)
-        return len(now) == 2 and children[0] not in now
+        return len(now) == 2 and children[0] not in now and all(_listens(p, port) for p in now)
 
     await poll(replaced, 15)
     run = Run([server.base_url], [server.base_url])
@@ -248,6 +258,28 @@ async def test_serve_with_two_processes_shares_the_port_and_replaces_a_dead_one(
     server.terminate()
     assert await asyncio.wait_for(server.process.wait(), 30) == 0
     assert _children(server.process.pid) == []
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a socket of its own listening on `port`, from /proc:
+    each child binds the port itself (SO_REUSEPORT)."""
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as f:
+            for line in itertools.islice(f, 1, None):
+                fields = line.split()
+                # st 0A is LISTEN; the local address ends in the port, in hex.
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    listening.add(f"socket:[{fields[9]}]")
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in listening:
+                return True
+    return False
 
 
 def _children(pid: int) -> list[int]:
