@@ -273,7 +273,6 @@ class Executor:
             decision = await self._decide(order, head_start)
         except NoRoute as exc:
             return await self._fail(order, FailureCode.NO_ROUTE, str(exc))
-
         route = decision.route
         tx, built_event, changes = self._built(order, route)
         submitted, _ = await self._store.transition(
