@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
 import attrs
+import orjson
 import redis.asyncio as aioredis
+from cattrs.errors import BaseValidationError
 from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
 
 from order_engine.batch import Batcher
 from order_engine.domain.routes import RouteAsk
+from order_engine.formats import exact_json
 
 GROUP = "workers"
 
@@ -55,17 +57,20 @@ def _order_id(fields: dict[str, str] | None) -> uuid.UUID | None:
 
 
 def _ask(fields: dict[str, str] | None) -> RouteAsk | None:
+    raw = (fields or {}).get("ask")
+    if raw is None:
+        return None
     try:
-        src, dst, amount = (fields or {})["ask"].split(" ")
-        return RouteAsk(src, dst, Decimal(amount))
-    except (KeyError, ValueError, InvalidOperation):
+        return exact_json.structure(orjson.loads(raw), RouteAsk)
+    except (ValueError, TypeError, BaseValidationError):
+        # Only a head start: an entry whose ask cannot be read still runs its order.
         return None
 
 
 def _fields(order_id: uuid.UUID, ask: RouteAsk | None) -> dict[FieldT, EncodableT]:
     fields: dict[FieldT, EncodableT] = {"order_id": str(order_id)}
     if ask is not None:
-        fields["ask"] = f"{ask.input_token} {ask.output_token} {ask.input_amount}"
+        fields["ask"] = orjson.dumps(exact_json.unstructure(ask))
     return fields
 
 

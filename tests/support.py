@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +15,8 @@ from order_engine.api.dashboard import ui_routes
 from order_engine.api.routes import setup_routes
 from order_engine.config import Settings
 from order_engine.domain.orders import NewOrder, OrderType
+from order_engine.domain.routes import Quote
+from order_engine.routing.venues import Ask, Venue
 
 WALLET = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
 OTHER_WALLET = "DRpbCBMxVnDK7maPM5tGv6MvB3v1sRMC86PZ8okm21hy"
@@ -107,3 +109,17 @@ def page_routes() -> set[tuple[str, str]]:
 def api_routes() -> set[tuple[str, str]]:
     """Every route but the browser pages'."""
     return routes_of(setup_routes) - page_routes()
+
+
+class CountingVenue:
+    """A venue that counts the calls it gets (each one may carry many asks), passing them
+    on to `venue`."""
+
+    def __init__(self, venue: Venue) -> None:
+        self._venue = venue
+        self.name = venue.name
+        self.calls = 0
+
+    async def quotes(self, asks: Sequence[Ask]) -> list[Quote | None]:
+        self.calls += 1
+        return await self._venue.quotes(asks)

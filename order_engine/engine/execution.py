@@ -121,7 +121,7 @@ class Executor:
     def head_start(self, order_id: uuid.UUID, ask: RouteAsk | None = None) -> HeadStart:
         """Start reading the order and, given what it asks the router, routing it, while
         the caller takes the order's lock: the round trips and the quotes overlap."""
-        reading = asyncio.ensure_future(self._store.get_order(order_id))
+        reading = self._store.read_soon(order_id)
         if ask is None or ask.input_token not in TOKENS or ask.output_token not in TOKENS:
             return HeadStart(reading)
         src, dst = TOKENS[ask.input_token], TOKENS[ask.output_token]
@@ -157,8 +157,8 @@ class Executor:
                     first = None
             return Outcome(order)
         finally:
-            if head_start is not None:
-                head_start.cancel()
+            if first is not None:
+                first.cancel()
 
     async def abandon(self, order_id: uuid.UUID, reason: str) -> Order | None:
         """End an order that cannot be run (its entry was dead-lettered): failed with

@@ -3,6 +3,7 @@ then published, and changes made together are applied together."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 from collections.abc import Callable, Sequence
@@ -654,6 +655,10 @@ class OrderStore:
 
     async def get_order(self, order_id: uuid.UUID) -> Order | None:
         return await self._reads(order_id)
+
+    def read_soon(self, order_id: uuid.UUID) -> asyncio.Future[Order | None]:
+        """`get_order`, joined to this turn's read batch before the caller awaits it."""
+        return self._reads.submit(order_id)
 
     async def _read_batch(self, batch: list[uuid.UUID]) -> list[Order | None]:
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+import orjson
 import redis.asyncio as aioredis
 
 from tests.conftest import AppClient
@@ -39,7 +40,8 @@ async def test_a_thousand_concurrent_accepts_make_a_thousand_orders_entries_and_
     entries = await redis.xrange(f"{redis_prefix}orders") or []
     assert sorted(str((fields or {})["order_id"]) for _, fields in entries) == sorted(ids)
     # Each says what its market order asks the router, for the worker to quote at once.
-    assert {(fields or {})["ask"] for _, fields in entries} == {"SOL USDC 1.5"}
+    asks = [orjson.loads((fields or {})["ask"]) for _, fields in entries]
+    assert asks == [{"input_token": "SOL", "output_token": "USDC", "input_amount": "1.5"}] * 1000
 
 
 async def test_a_failed_batch_of_accepts_answers_every_caller_503_and_writes_nothing(

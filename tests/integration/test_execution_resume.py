@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
 from decimal import Decimal
 
 import asyncpg
@@ -18,15 +17,14 @@ from order_engine.chain.model import Transaction, TxStatus, build_transaction
 from order_engine.chain.venues import chain_venues
 from order_engine.domain.events import Built, RetryScheduled, Routed, Submitted
 from order_engine.domain.orders import Changes, FailureCode, Order, OrderStatus
-from order_engine.domain.routes import Quote, RouteAsk
+from order_engine.domain.routes import RouteAsk
 from order_engine.engine.execution import Executor
 from order_engine.engine.retry import RetryPolicy
 from order_engine.routing.router import Router, min_amount_out
 from order_engine.routing.tokens import TOKENS
-from order_engine.routing.venues import Ask, Venue
 from order_engine.store.orders import OrderStore
 from tests.conftest import AppClient
-from tests.support import new_order
+from tests.support import CountingVenue, new_order
 
 NEW = new_order("3", slippage_bps=100)
 
@@ -141,22 +139,9 @@ async def test_a_run_given_a_stale_read_swaps_nothing_more(
     assert await db.fetchval("SELECT count(*) FROM order_events") == 5
 
 
-class CountingVenue:
-    """A venue of the chain that counts the rounds of quotes it is asked for."""
-
-    def __init__(self, venue: Venue) -> None:
-        self._venue = venue
-        self.name = venue.name
-        self.rounds = 0
-
-    async def quotes(self, asks: Sequence[Ask]) -> list[Quote | None]:
-        self.rounds += 1
-        return await self._venue.quotes(asks)
-
-
 @pytest.fixture
 def counted(engine: Engine) -> tuple[Executor, list[CountingVenue]]:
-    """An executor whose router counts the rounds each venue is asked for."""
+    """An executor whose router counts the calls (one a round) each venue gets."""
     venues = [CountingVenue(v) for v in chain_venues(lambda: engine.chain.market, quote_delay_s=0)]
     router = Router(venues, quote_timeout_s=5)
     return Executor(engine.store, router, engine.chain), venues
@@ -173,13 +158,13 @@ async def test_a_run_routes_with_the_quotes_its_head_start_asked_for(
     head = executor.head_start(order.id, order.ask)
     assert head.decision is not None
     decision = await head.decision
-    asked = [v.rounds for v in venues]
+    asked = [v.calls for v in venues]
     assert asked == [2, 2]  # the direct pairs and first hops, then the second hops
 
     done = (await executor.run(order.id, head_start=head)).order
     assert done is not None
     assert done.status is OrderStatus.CONFIRMED
-    assert [v.rounds for v in venues] == asked
+    assert [v.calls for v in venues] == asked
     assert done.route == decision.route
 
 
@@ -196,7 +181,7 @@ async def test_a_head_start_for_another_ask_or_a_routed_order_is_not_used(
     done = (await executor.run(order.id, head_start=other)).order
     assert done is not None
     assert done.status is OrderStatus.CONFIRMED
-    assert [v.rounds for v in venues] == [4, 4]
+    assert [v.calls for v in venues] == [4, 4]
     assert done.route is not None
     assert done.route.input_amount == order.input_amount != wrong.route.input_amount
 

@@ -34,6 +34,7 @@ from order_engine.routing.router import (
 )
 from order_engine.routing.tokens import TOKENS, Token
 from order_engine.routing.venues import Ask, NoPool, VenueUnavailable
+from tests.support import CountingVenue
 
 SOL = TOKENS["SOL"]
 USDC = TOKENS["USDC"]
@@ -537,24 +538,12 @@ async def test_pair_on_no_venue_has_no_route() -> None:
         await _simulated_router().route(TOKENS["POPCAT"], USDC, Decimal(1))
 
 
-class _CallCountingVenue(_FakeVenue):
-    """Counts its calls, each of which may carry many asks."""
-
-    def __init__(self, name: str, amount_out: str) -> None:
-        super().__init__(name, amount_out)
-        self.calls = 0
-
-    async def quotes(self, asks: Sequence[Ask]) -> list[Quote | None]:
-        self.calls += 1
-        return await super().quotes(asks)
-
-
 async def test_orders_routed_in_one_turn_share_each_venues_rounds() -> None:
     """Five SOL -> USDC orders and one USDC -> SOL order routed at once: each venue is
     called once for all of them, whatever their pair (the second round has nothing to
     ask here), not once for each order or pair; every order gets the decision for its
     own amount, and the pair no venue trades fails only its own order."""
-    a, b = _CallCountingVenue("a", "149"), _CallCountingVenue("b", "151")
+    a, b = CountingVenue(_FakeVenue("a", "149")), CountingVenue(_FakeVenue("b", "151"))
     routes = RouteBatcher(Router([a, b], quote_timeout_s=1))
     *decisions, other = await asyncio.gather(
         *(routes.route(SOL, USDC, Decimal(i)) for i in range(1, 6)),
