@@ -111,7 +111,11 @@ class OrderQueue:
         start quoting while it locks and reads the order."""
         return await self._adds((order_id, ask))
 
-    async def _add_batch(self, adds: list[tuple[uuid.UUID, RouteAsk | None]]) -> list[str]:
+    async def enqueue_many(self, orders: Sequence[tuple[uuid.UUID, RouteAsk | None]]) -> list[str]:
+        """`enqueue` for orders that the caller batched itself, in one round trip."""
+        return await self._add_batch(orders)
+
+    async def _add_batch(self, adds: Sequence[tuple[uuid.UUID, RouteAsk | None]]) -> list[str]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for order_id, ask in adds:
                 pipe.xadd(self.stream, _fields(order_id, ask))

@@ -430,6 +430,15 @@ class OrderStore:
         """
         return await self._inserts(_Insert(uuid.uuid4(), new, queued))
 
+    async def insert_orders(
+        self, orders: Sequence[tuple[NewOrder, bool]]
+    ) -> list[Change | DomainError]:
+        """`insert_order` for orders (each with its `queued`) that the caller batched
+        itself: one statement for all, and one result or error each, in their order."""
+        return await self._insert_batch(
+            [_Insert(uuid.uuid4(), new, queued) for new, queued in orders]
+        )
+
     async def _insert_batch(self, batch: list[_Insert]) -> list[Change | DomainError]:
         refused: dict[uuid.UUID, DomainError] = {}
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:

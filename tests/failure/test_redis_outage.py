@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 
 from tests.conftest import AppClient
@@ -9,7 +11,7 @@ from tests.failure.conftest import RedisServer
 from tests.support import order_body
 
 
-async def test_redis_down_gives_503_and_fails_the_unqueued_order(
+async def test_redis_down_gives_503_and_fails_every_unqueued_order_of_a_batch(
     start_app: AppClient,
     db: asyncpg.Connection,
     own_redis: RedisServer,
@@ -20,14 +22,19 @@ async def test_redis_down_gives_503_and_fails_the_unqueued_order(
 
     await own_redis.kill()
 
-    resp = await client.post("/api/orders/execute", json=order_body())
-    assert resp.status == 503
-    assert resp.headers["Retry-After"]
-    assert (await resp.json())["error"]["code"] == "unavailable"
-    # The order that could not be queued is failed, not left to run behind the client.
-    row = await db.fetchrow("SELECT status, failure_code FROM orders ORDER BY created_at DESC")
-    assert row is not None
-    assert (row["status"], row["failure_code"]) == ("failed", "enqueue_failed")
+    # Accepted together, so inserted by one statement and refused by one pipeline.
+    responses = await asyncio.gather(
+        *(client.post("/api/orders/execute", json=order_body()) for _ in range(10))
+    )
+    for resp in responses:
+        assert resp.status == 503
+        assert resp.headers["Retry-After"]
+        assert (await resp.json())["error"]["code"] == "unavailable"
+    # The orders that could not be queued are failed, not left to run behind the client.
+    rows = await db.fetch("SELECT status, failure_code FROM orders ORDER BY created_at")
+    assert [(r["status"], r["failure_code"]) for r in rows[1:]] == [
+        ("failed", "enqueue_failed")
+    ] * 10
 
     resp = await client.get("/health")
     assert resp.status == 503

@@ -4,13 +4,21 @@ every caller answered for its own order."""
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Sequence
 
 import asyncpg
+import attrs
 import orjson
 import redis.asyncio as aioredis
 
+from order_engine.api.orders_service import OrderService, Placement
+from order_engine.domain.errors import ClientOrderIdInUse
+from order_engine.domain.routes import RouteAsk
+from order_engine.queue import OrderQueue
+from order_engine.store.orders import OrderStore
 from tests.conftest import AppClient
-from tests.support import execute, order_body
+from tests.support import execute, new_order, order_body
 
 # Nothing is executed while the test looks: the one order a worker takes waits for the
 # chain far longer than the test runs, and the rest wait in the stream.
@@ -65,3 +73,48 @@ async def test_a_failed_batch_of_accepts_answers_every_caller_503_and_writes_not
     # The next batch goes through.
     await execute(client)
     assert await db.fetchval("SELECT count(*) FROM orders") == 1
+
+
+class RecordingQueue(OrderQueue):
+    """The real queue, noting each batch of entries the service hands it and each entry
+    it is asked to add on its own."""
+
+    def __init__(self, client: aioredis.Redis, stream: str) -> None:
+        super().__init__(client, client, stream=stream, consumer="test")
+        self.batches: list[list[uuid.UUID]] = []
+        self.singles = 0
+
+    async def enqueue_many(self, orders: Sequence[tuple[uuid.UUID, RouteAsk | None]]) -> list[str]:
+        self.batches.append([order_id for order_id, _ in orders])
+        return await super().enqueue_many(orders)
+
+    async def enqueue(self, order_id: uuid.UUID, ask: RouteAsk | None = None) -> str:
+        self.singles += 1
+        return await super().enqueue(order_id, ask)
+
+
+async def test_orders_placed_together_are_queued_by_their_batch_in_one_round_trip(
+    store: OrderStore, redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    """The batch that inserts the orders adds their entries itself, in one pipeline and
+    before any caller is answered; only the orders to execute get one, and a caller
+    refused for its clientOrderId gets its own error while the others go through."""
+    queue = RecordingQueue(redis, f"{redis_prefix}orders")
+    service = OrderService(store, queue)
+    named = attrs.evolve(new_order(), client_order_id="mine")
+    await service.place(named, execute=True)
+    queue.batches.clear()
+
+    placing = [service.place(new_order(), execute=True) for _ in range(30)]
+    placing += [service.place(new_order(), execute=False) for _ in range(5)]
+    placing.append(service.place(named, execute=True))
+    results = await asyncio.gather(*placing, return_exceptions=True)
+
+    executed = [r.order.id for r in results[:30] if isinstance(r, Placement)]
+    assert len(executed) == 30
+    assert all(isinstance(r, Placement) for r in results[30:35])
+    assert isinstance(results[35], ClientOrderIdInUse)
+    assert queue.batches == [executed]
+    assert queue.singles == 0
+    entries = await redis.xrange(queue.stream) or []
+    assert [uuid.UUID(str((fields or {})["order_id"])) for _, fields in entries][1:] == executed
