@@ -158,3 +158,37 @@ async def test_a_second_swap_for_an_order_that_already_landed_is_refused(
     assert second.failure is TxFailure.REFUSED
     assert second.reason == f"order {twice} already has a landed swap"
     assert other.status is TxStatus.LANDED
+
+
+async def test_a_seeded_launch_is_listed_by_the_slot_that_launches_it(
+    db_url: str, redis: aioredis.Redis, redis_prefix: str, db: asyncpg.Connection
+) -> None:
+    """With the launch timer at every slot, each slot lists one new pool for a token that
+    had none, trading from that slot, and its summary names it; the chain's tables and
+    the summaries agree."""
+    pool = await create_pool(db_url, min_size=1, max_size=3, command_timeout=10)
+    lead = Leadership(db_url, Role.SLOT_PRODUCER, timeout_s=5)
+    await Ledger(pool).genesis(genesis_pools(), seed=7)
+    producer = SlotProducer(
+        pool,
+        redis,
+        f"{redis_prefix}chain",
+        lead,
+        SlotConfig(launch_every=1),
+        name="launcher",
+        on_summary=lambda _: None,
+    )
+    try:
+        assert await lead.try_lead()
+        summaries = [await producer.produce() for _ in range(2)]
+        rows = await db.fetch(
+            "SELECT id, launched_slot FROM chain_pools WHERE launched_slot > 0 ORDER BY id"
+        )
+        assert [(r["id"], r["launched_slot"]) for r in rows] == [
+            (s.launched[0].id, s.slot) for s in summaries
+        ]
+        assert [len(s.launched) for s in summaries] == [1, 1]
+        assert summaries[0].launched[0].token_a != summaries[1].launched[0].token_a
+    finally:
+        await lead.close()
+        await pool.close()
