@@ -100,21 +100,21 @@ class OrderService:
             r if isinstance(r, DomainError) else r[0] for r in inserted
         ]
         queued = [
-            order
-            for order, accept in zip(results, batch, strict=True)
+            (index, order)
+            for index, (order, accept) in enumerate(zip(results, batch, strict=True))
             if accept.execute and isinstance(order, Order)
         ]
         if not queued:
             return results
         try:
-            await self._queue.enqueue_many([(order.id, order.ask) for order in queued])
+            await self._queue.enqueue_many([(order.id, order.ask) for _, order in queued])
         except (RedisError, OSError) as exc:
             # Each order is failed on its own: one failing to be failed leaves the others.
             await asyncio.gather(
-                *(self._fail_unqueued(order, exc) for order in queued), return_exceptions=True
+                *(self._fail_unqueued(order, exc) for _, order in queued), return_exceptions=True
             )
-            lost = {order.id for order in queued}
-            return [exc if isinstance(r, Order) and r.id in lost else r for r in results]
+            for index, _ in queued:
+                results[index] = exc
         return results
 
     async def _enqueue_or_fail(self, order: Order) -> None:
