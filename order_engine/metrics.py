@@ -181,7 +181,7 @@ class Metrics:
         )
         self.slot_duration = Histogram(
             "chain_slot_duration_seconds",
-            "Time this process took to close a slot of the simulated chain and hand it on",
+            "Time this process took to close a slot of the simulated chain, commit included",
             buckets=STEP_BUCKETS,
             namespace=NAMESPACE,
             registry=self.registry,

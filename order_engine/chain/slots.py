@@ -6,6 +6,12 @@ or is refused by the DEX), step the price walk, launch what is due, record the s
 After the commit, the slot's summary goes to this process's chain view and, on Redis,
 to every other process's.
 
+A slot has a time, every CHAIN_SLOT_MS. Its work starts ahead of that time (by as long
+as recent slots' work took, never by more than the execution delay, so that whatever is
+due by then has been sent), applies what is due by its time and commits; its summary
+goes out at its time. Processes hear of a slot when it is due, not later by the slot's
+own work, as a validator builds its block during its slot.
+
 The leader holds an advisory lock (leader.py); a slot's transaction also checks, inside
 itself, that the lock is still held by that leader's connection, so that a process that
 lost the lead without noticing cannot close a slot. The head row serialises producers
@@ -20,6 +26,7 @@ import logging
 import random
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -77,6 +84,8 @@ class NotLeader(Exception):
 # the producer's lock, advances the head, expires what is too old, takes the due
 # transactions (locked), launches the pools requested since the last slot, and names the
 # orders among the due ones that already have a landed swap. Decimals travel as text.
+# "Due" counts from statement_timestamp(), the moment the slot's time was reckoned from:
+# clock_timestamp() would run on while the statement waits and take in later ones.
 _OPEN = """
 WITH head AS (
     UPDATE chain_head SET slot = slot + 1
@@ -97,7 +106,7 @@ WITH head AS (
            t.input_amount::text AS input_amount, t.min_amount_out::text AS min_amount_out,
            t.legs, t.built_slot, t.seq
     FROM chain_transactions t, head
-    WHERE t.status = 'pending' AND t.sent_at <= clock_timestamp() - $5::interval
+    WHERE t.status = 'pending' AND t.sent_at <= statement_timestamp() - $5::interval
       AND t.built_slot + $4::bigint >= head.slot
     ORDER BY t.seq
     LIMIT $6
@@ -145,9 +154,14 @@ WITH pools AS (
         AS u(signature, status, failure, reason, amount_out, executed_price)
     WHERE t.signature = u.signature
 )
-INSERT INTO chain_slots (slot, producer, landed, failed, expired, work_ms)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO chain_slots (slot, producer, landed, failed, expired, work_ms, closed_at)
+VALUES ($1, $2, $3, $4, $5, $6, statement_timestamp() + $16::interval)
 """
+
+
+def _until(moment: float | None) -> float:
+    """Seconds from now to a monotonic `moment`; 0 once it has passed, or for None."""
+    return 0.0 if moment is None else max(0.0, moment - time.monotonic())
 
 
 def _draw(seed: int, *parts: object) -> random.Random:
@@ -260,6 +274,8 @@ class SlotProducer:
         # only writer of reserves then, so reading them back each slot would tell nothing.
         self._market: Market | None = None
         self._market_holder: int | None = None
+        # How long this producer's last slots took to close, commit included.
+        self._work: deque[float] = deque(maxlen=8)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="slot-producer")
@@ -275,7 +291,7 @@ class SlotProducer:
         while not self._stopping.is_set():
             try:
                 if await self._leadership.try_lead():
-                    await self.produce()
+                    await self.produce(closes_at=next_at)
             except NotLeader:
                 log.warning("slot producer: lost the lead; asking for it again")
                 with contextlib.suppress(*DEPENDENCY_ERRORS):
@@ -287,15 +303,32 @@ class SlotProducer:
             # Slots keep their rhythm; one that overran is not followed by a burst.
             next_at = max(next_at + self.config.slot_s, time.monotonic())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), next_at - time.monotonic())
+                await asyncio.wait_for(
+                    self._stopping.wait(), next_at - self.lead() - time.monotonic()
+                )
 
-    async def produce(self) -> SlotSummary:
-        """Close one slot and tell every process about it."""
+    def lead(self) -> float:
+        """How long before its time the next slot starts: half as long again as the
+        longest of the last slots' work, at most half a slot, and never longer than the
+        execution delay, so that whatever is due by the slot's time has been sent."""
+        if not self._work:
+            return 0.0
+        config = self.config
+        return min(1.5 * max(self._work), config.slot_s / 2, config.execution_delay_s)
+
+    async def produce(self, *, closes_at: float | None = None) -> SlotSummary:
+        """Close one slot and tell every process about it. `closes_at` (monotonic) is the
+        slot's time: the slot applies what is due by then and is announced no earlier;
+        None is now."""
         started = time.perf_counter()
-        summary = await self.close_slot()
+        summary = await self.close_slot(closes_at)
+        work = time.perf_counter() - started
+        self._work.append(work)
+        if early := _until(closes_at):
+            await asyncio.sleep(early)
         self._on_summary(summary)
         if self._on_closed is not None:
-            self._on_closed(summary, time.perf_counter() - started)
+            self._on_closed(summary, work)
         try:
             await self._redis.publish(self._channel, encode_summary(summary))
         except (RedisError, OSError) as exc:
@@ -311,17 +344,18 @@ class SlotProducer:
             self._market_holder = holder
         return self._market
 
-    async def close_slot(self) -> SlotSummary:
-        """One slot, in one transaction. Raises NotLeader (and changes nothing) if this
-        process does not hold the producer's lock."""
+    async def close_slot(self, closes_at: float | None = None) -> SlotSummary:
+        """One slot, in one transaction, of what is due by `closes_at` (monotonic; None is
+        now). Raises NotLeader (and changes nothing) if this process does not hold the
+        producer's lock."""
         try:
-            return await self._close_slot()
+            return await self._close_slot(closes_at)
         except BaseException:
             # The slot may have moved the market in memory and then rolled back.
             self._market = None
             raise
 
-    async def _close_slot(self) -> SlotSummary:
+    async def _close_slot(self, closes_at: float | None) -> SlotSummary:
         config = self.config
         async with self._pool.acquire(timeout=5.0) as conn, conn.transaction():
             started = time.perf_counter()
@@ -334,7 +368,7 @@ class SlotProducer:
                 holder,
                 *self._leadership.key,
                 config.expiry_slots,
-                timedelta(seconds=config.execution_delay_s),
+                timedelta(seconds=config.execution_delay_s - _until(closes_at)),
                 config.max_transactions,
             )
             assert opened is not None
@@ -396,6 +430,7 @@ class SlotProducer:
                 [o.reason for o in applied],
                 [o.amount_out for o in applied],
                 [o.executed_price for o in applied],
+                timedelta(seconds=_until(closes_at)),
             )
         return SlotSummary(
             slot=slot,

@@ -4,6 +4,7 @@ that go missing, and genesis."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -11,6 +12,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 
 from order_engine.api.appkeys import CHAIN_CLIENT
 from order_engine.chain.ledger import Ledger
@@ -189,6 +191,76 @@ async def test_a_seeded_launch_is_listed_by_the_slot_that_launches_it(
         ]
         assert [len(s.launched) for s in summaries] == [1, 1]
         assert summaries[0].launched[0].token_a != summaries[1].launched[0].token_a
+    finally:
+        await lead.close()
+        await pool.close()
+
+
+async def test_a_slot_started_before_its_time_takes_what_is_due_by_then_and_is_announced_then(
+    db_url: str, redis: aioredis.Redis, redis_prefix: str, db: asyncpg.Connection
+) -> None:
+    """The producer starts a slot's work ahead of the slot's time: the slot applies a
+    transaction that is due by its time though not yet when its work starts, leaves one
+    due later for a later slot, and neither its own process nor another (through Redis)
+    hears of it before its time (to the millisecond of the loop's timers)."""
+    pool = await create_pool(db_url, min_size=1, max_size=3, command_timeout=10)
+    lead = Leadership(db_url, Role.SLOT_PRODUCER, timeout_s=5)
+    ledger = Ledger(pool)
+    await ledger.genesis(genesis_pools(), seed=7)
+    heard: list[float] = []
+    channel = f"{redis_prefix}chain"
+    producer = SlotProducer(
+        pool,
+        redis,
+        channel,
+        lead,
+        SlotConfig(execution_delay_s=0.3),
+        name="early",
+        on_summary=lambda _: heard.append(time.monotonic()),
+    )
+    leg = SwapLeg("raydium", "SOL", "USDC", Decimal("0.1"))
+    tx = build_transaction(
+        uuid.uuid4(), 1, "raydium", "SOL", "USDC", Decimal("0.1"), (leg,), Decimal(0), 0
+    )
+    received: list[float] = []
+    both = asyncio.Event()
+
+    async def listen(tap: PubSub) -> None:
+        while True:
+            message = await tap.get_message(ignore_subscribe_messages=True, timeout=5)
+            if message is not None:
+                received.append(time.monotonic())
+                if len(received) == 2:
+                    both.set()
+
+    try:
+        async with redis.pubsub() as tap:
+            await tap.subscribe(channel)
+            listener = asyncio.create_task(listen(tap))
+            assert await lead.try_lead()
+            assert producer.lead() == 0.0
+            assert await ledger.send(tx, expiry_slots=150) is not None
+
+            too_soon = await producer.produce(closes_at=time.monotonic() + 0.1)
+            assert too_soon.outcomes == ()
+
+            closes_at = time.monotonic() + 0.35
+            summary = await producer.produce(closes_at=closes_at)
+            async with asyncio.timeout(5):
+                await both.wait()
+            listener.cancel()
+        assert [o.status for o in summary.outcomes] == [TxStatus.LANDED]
+        # uvloop's timers count whole milliseconds.
+        assert heard[-1] >= closes_at - 0.002
+        assert received[-1] >= closes_at - 0.002
+        due_by = await db.fetchval(
+            "SELECT s.closed_at >= t.sent_at + interval '0.3 seconds' FROM chain_slots s,"
+            " chain_transactions t WHERE s.slot = $1 AND t.signature = $2",
+            summary.slot,
+            tx.signature,
+        )
+        assert due_by
+        assert 0.0 < producer.lead() <= 0.2
     finally:
         await lead.close()
         await pool.close()
