@@ -28,7 +28,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -84,8 +84,9 @@ class NotLeader(Exception):
 # the producer's lock, advances the head, expires what is too old, takes the due
 # transactions (locked), launches the pools requested since the last slot, and names the
 # orders among the due ones that already have a landed swap. Decimals travel as text.
-# "Due" counts from statement_timestamp(), the moment the slot's time was reckoned from:
-# clock_timestamp() would run on while the statement waits and take in later ones.
+# The slot's time comes from the producer's clock, the same host's as Postgres's here: the
+# statement may start well after it was sent, so a time read inside it would take in
+# transactions due after the slot is announced.
 _OPEN = """
 WITH head AS (
     UPDATE chain_head SET slot = slot + 1
@@ -106,7 +107,7 @@ WITH head AS (
            t.input_amount::text AS input_amount, t.min_amount_out::text AS min_amount_out,
            t.legs, t.built_slot, t.seq
     FROM chain_transactions t, head
-    WHERE t.status = 'pending' AND t.sent_at <= statement_timestamp() - $5::interval
+    WHERE t.status = 'pending' AND t.sent_at <= $5::timestamptz
       AND t.built_slot + $4::bigint >= head.slot
     ORDER BY t.seq
     LIMIT $6
@@ -155,7 +156,7 @@ WITH pools AS (
     WHERE t.signature = u.signature
 )
 INSERT INTO chain_slots (slot, producer, landed, failed, expired, work_ms, closed_at)
-VALUES ($1, $2, $3, $4, $5, $6, statement_timestamp() + $16::interval)
+VALUES ($1, $2, $3, $4, $5, $6, greatest($16::timestamptz, statement_timestamp()))
 """
 
 
@@ -363,12 +364,14 @@ class SlotProducer:
             if holder is None:
                 raise NotLeader
             market = await self._market_for(conn, holder)
+            # The slot's time on the wall clock, or now once that has passed.
+            at = datetime.now(UTC) + timedelta(seconds=_until(closes_at))
             opened = await conn.fetchrow(
                 _OPEN,
                 holder,
                 *self._leadership.key,
                 config.expiry_slots,
-                timedelta(seconds=config.execution_delay_s - _until(closes_at)),
+                at - timedelta(seconds=config.execution_delay_s),
                 config.max_transactions,
             )
             assert opened is not None
@@ -430,7 +433,7 @@ class SlotProducer:
                 [o.reason for o in applied],
                 [o.amount_out for o in applied],
                 [o.executed_price for o in applied],
-                timedelta(seconds=_until(closes_at)),
+                at,
             )
         return SlotSummary(
             slot=slot,
