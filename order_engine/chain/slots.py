@@ -27,7 +27,7 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -163,6 +163,18 @@ VALUES ($1, $2, $3, $4, $5, $6, greatest($16::timestamptz, statement_timestamp()
 def _until(moment: float | None) -> float:
     """Seconds from now to a monotonic `moment`; 0 once it has passed, or for None."""
     return 0.0 if moment is None else max(0.0, moment - time.monotonic())
+
+
+def head_start(work: Iterable[float], config: SlotConfig) -> float:
+    """How long before its time a slot starts, from how long the last slots took: half
+    as long again as the longest, at most half a slot, and never longer than the
+    execution delay, so that whatever is due by the slot's time has been sent. None
+    while one of them took more than half a slot: on a machine that far behind, the
+    head start made the slowest orders slower (docs/benchmarks.md)."""
+    longest = max(work, default=0.0)
+    if longest > config.slot_s / 2:
+        return 0.0
+    return min(1.5 * longest, config.slot_s / 2, config.execution_delay_s)
 
 
 def _draw(seed: int, *parts: object) -> random.Random:
@@ -309,13 +321,8 @@ class SlotProducer:
                 )
 
     def lead(self) -> float:
-        """How long before its time the next slot starts: half as long again as the
-        longest of the last slots' work, at most half a slot, and never longer than the
-        execution delay, so that whatever is due by the slot's time has been sent."""
-        if not self._work:
-            return 0.0
-        config = self.config
-        return min(1.5 * max(self._work), config.slot_s / 2, config.execution_delay_s)
+        """How long before its time the next slot starts (head_start)."""
+        return head_start(self._work, self.config)
 
     async def produce(self, *, closes_at: float | None = None) -> SlotSummary:
         """Close one slot and tell every process about it. `closes_at` (monotonic) is the

@@ -20,7 +20,13 @@ from order_engine.chain.model import (
     decode_summary,
     encode_summary,
 )
-from order_engine.chain.slots import apply_transaction, scheduled_launch, walk_market
+from order_engine.chain.slots import (
+    SlotConfig,
+    apply_transaction,
+    head_start,
+    scheduled_launch,
+    walk_market,
+)
 from order_engine.chain.venues import ChainVenue
 from order_engine.domain.errors import PoolExists
 from order_engine.domain.routes import SwapLeg
@@ -234,3 +240,27 @@ async def test_a_chain_venue_answers_from_the_view_at_the_end_of_its_latency() -
     # the one given up on would have read the view too, had it not been dropped.
     await venue.quotes([ask])
     assert len(reads) == 2
+
+
+@pytest.mark.parametrize(
+    ("work", "expected"),
+    [
+        ((), 0.0),
+        ((0.010, 0.040, 0.020), 0.060),
+        ((0.150,), 0.200),
+        ((0.050, 0.210), 0.0),
+    ],
+)
+def test_a_slot_starts_ahead_by_its_recent_work_but_not_when_slots_fall_behind(
+    work: tuple[float, ...], expected: float
+) -> None:
+    """Half as long again as the longest recent slot, capped at half a slot; none once a
+    slot took more than half a slot, so an overloaded producer runs as it did before."""
+    config = SlotConfig(slot_s=0.4, execution_delay_s=2.5)
+    assert head_start(work, config) == pytest.approx(expected)
+
+
+def test_a_slot_never_starts_ahead_by_more_than_the_execution_delay() -> None:
+    """Whatever is due by the slot's time must already have been sent."""
+    assert head_start((0.1,), SlotConfig(slot_s=0.4, execution_delay_s=0.05)) == 0.05
+    assert head_start((0.1,), SlotConfig(slot_s=0.4, execution_delay_s=0.0)) == 0.0
