@@ -6,11 +6,12 @@ or is refused by the DEX), step the price walk, launch what is due, record the s
 After the commit, the slot's summary goes to this process's chain view and, on Redis,
 to every other process's.
 
-A slot has a time, every CHAIN_SLOT_MS. Its work starts ahead of that time (by as long
-as recent slots' work took, never by more than the execution delay, so that whatever is
-due by then has been sent), applies what is due by its time and commits; its summary
-goes out at its time. Processes hear of a slot when it is due, not later by the slot's
-own work, as a validator builds its block during its slot.
+A slot has a time, every CHAIN_SLOT_MS. Its work starts ahead of that time (head_start:
+by about as long as recent slots took, never by more than the execution delay, so that
+whatever is due by then has been sent, and not at all while slots fall behind), applies
+what is due by its time and commits; its summary goes out at its time. Processes hear of
+a slot when it is due, not later by the slot's own work, as a validator builds its block
+during its slot.
 
 The leader holds an advisory lock (leader.py); a slot's transaction also checks, inside
 itself, that the lock is still held by that leader's connection, so that a process that
