@@ -169,9 +169,9 @@ def _until(moment: float | None) -> float:
 def head_start(work: Iterable[float], config: SlotConfig) -> float:
     """How long before its time a slot starts, from how long the last slots took: half
     as long again as the longest, at most half a slot, and never longer than the
-    execution delay, so that whatever is due by the slot's time has been sent. None
-    while one of them took more than half a slot: on a machine that far behind, the
-    head start made the slowest orders slower (docs/benchmarks.md)."""
+    execution delay, so that whatever is due by the slot's time has been sent. No head
+    start while one of them took more than half a slot: on a machine that far behind, it
+    made the slowest orders slower (docs/benchmarks.md)."""
     longest = max(work, default=0.0)
     if longest > config.slot_s / 2:
         return 0.0

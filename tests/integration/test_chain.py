@@ -4,9 +4,10 @@ that go missing, and genesis."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
 import asyncpg
@@ -32,30 +33,55 @@ from tests.conftest import AppClient
 from tests.support import execute, follow_order
 
 
+@contextlib.asynccontextmanager
+async def own_producer(
+    db_url: str,
+    redis: aioredis.Redis,
+    channel: str,
+    config: SlotConfig,
+    *,
+    name: str,
+    on_summary: Callable[[SlotSummary], None] = lambda _: None,
+    on_closed: Callable[[SlotSummary, float], None] | None = None,
+) -> AsyncIterator[tuple[SlotProducer, Ledger]]:
+    """A slot producer with a pool and a lead of its own, as another process's would
+    have, leading on a chain at genesis; and that chain's ledger."""
+    pool = await create_pool(db_url, min_size=1, max_size=3, command_timeout=10)
+    leadership = Leadership(db_url, Role.SLOT_PRODUCER, timeout_s=5)
+    try:
+        assert await leadership.try_lead()
+        ledger = Ledger(pool)
+        await ledger.genesis(genesis_pools(), seed=7)
+        producer = SlotProducer(
+            pool,
+            redis,
+            channel,
+            leadership,
+            config,
+            name=name,
+            on_summary=on_summary,
+            on_closed=on_closed,
+        )
+        yield producer, ledger
+    finally:
+        await leadership.close()
+        await pool.close()
+
+
 @pytest.fixture
 async def outside_producer(
     db_url: str, redis: aioredis.Redis, redis_prefix: str
 ) -> AsyncIterator[SlotProducer]:
     """Another process's slot producer, leading before the app under test starts, so
     that the app only hears of slots through Redis."""
-    pool = await create_pool(db_url, min_size=1, max_size=3, command_timeout=10)
-    leadership = Leadership(db_url, Role.SLOT_PRODUCER, timeout_s=5)
-    assert await leadership.try_lead()
-    await Ledger(pool).genesis(genesis_pools(), seed=7)
-    producer = SlotProducer(
-        pool,
-        redis,
-        f"{redis_prefix}chain",
-        leadership,
-        SlotConfig(slot_s=0.01, execution_delay_s=0.0),
-        name="elsewhere",
-        on_summary=lambda summary: None,
-    )
-    await producer.start()
-    yield producer
-    await producer.stop()
-    await leadership.close()
-    await pool.close()
+    config = SlotConfig(slot_s=0.01, execution_delay_s=0.0)
+    async with own_producer(db_url, redis, f"{redis_prefix}chain", config, name="elsewhere") as (
+        producer,
+        _,
+    ):
+        await producer.start()
+        yield producer
+        await producer.stop()
 
 
 async def test_confirmation_and_the_view_survive_lost_summaries(
@@ -168,56 +194,31 @@ async def test_a_seeded_launch_is_listed_by_the_slot_that_launches_it(
     """With the launch timer at every slot, each slot lists one new pool for a token that
     had none, trading from that slot, and its summary names it; the chain's tables and
     the summaries agree."""
-    pool = await create_pool(db_url, min_size=1, max_size=3, command_timeout=10)
-    lead = Leadership(db_url, Role.SLOT_PRODUCER, timeout_s=5)
-    await Ledger(pool).genesis(genesis_pools(), seed=7)
-    producer = SlotProducer(
-        pool,
-        redis,
-        f"{redis_prefix}chain",
-        lead,
-        SlotConfig(launch_every=1),
-        name="launcher",
-        on_summary=lambda _: None,
-    )
-    try:
-        assert await lead.try_lead()
+    async with own_producer(
+        db_url, redis, f"{redis_prefix}chain", SlotConfig(launch_every=1), name="launcher"
+    ) as (producer, _):
         summaries = [await producer.produce() for _ in range(2)]
-        rows = await db.fetch(
-            "SELECT id, launched_slot FROM chain_pools WHERE launched_slot > 0 ORDER BY id"
-        )
-        assert [(r["id"], r["launched_slot"]) for r in rows] == [
-            (s.launched[0].id, s.slot) for s in summaries
-        ]
-        assert [len(s.launched) for s in summaries] == [1, 1]
-        assert summaries[0].launched[0].token_a != summaries[1].launched[0].token_a
-    finally:
-        await lead.close()
-        await pool.close()
+    rows = await db.fetch(
+        "SELECT id, launched_slot FROM chain_pools WHERE launched_slot > 0 ORDER BY id"
+    )
+    assert [(r["id"], r["launched_slot"]) for r in rows] == [
+        (s.launched[0].id, s.slot) for s in summaries
+    ]
+    assert [len(s.launched) for s in summaries] == [1, 1]
+    assert summaries[0].launched[0].token_a != summaries[1].launched[0].token_a
 
 
 async def test_a_slot_started_before_its_time_takes_what_is_due_by_then_and_is_announced_then(
     db_url: str, redis: aioredis.Redis, redis_prefix: str, db: asyncpg.Connection
 ) -> None:
-    """The producer starts a slot's work ahead of the slot's time: the slot applies a
-    transaction that is due by its time though not yet when its work starts, leaves one
-    due later for a later slot, and neither its own process nor another (through Redis)
-    hears of it before its time (to the millisecond of the loop's timers)."""
-    pool = await create_pool(db_url, min_size=1, max_size=3, command_timeout=10)
-    lead = Leadership(db_url, Role.SLOT_PRODUCER, timeout_s=5)
-    ledger = Ledger(pool)
-    await ledger.genesis(genesis_pools(), seed=7)
+    """The producer starts a slot's work ahead of the slot's time: a slot applies a
+    transaction due by its time though not yet when its work starts (an earlier slot, due
+    before it, leaves it), and neither its own process (its view, its trigger watcher)
+    nor another (through Redis) hears of the slot before its time (to the millisecond of
+    the loop's timers)."""
     heard: list[float] = []
+    watched: list[float] = []
     channel = f"{redis_prefix}chain"
-    producer = SlotProducer(
-        pool,
-        redis,
-        channel,
-        lead,
-        SlotConfig(execution_delay_s=0.3),
-        name="early",
-        on_summary=lambda _: heard.append(time.monotonic()),
-    )
     leg = SwapLeg("raydium", "SOL", "USDC", Decimal("0.1"))
     tx = build_transaction(
         uuid.uuid4(), 1, "raydium", "SOL", "USDC", Decimal("0.1"), (leg,), Decimal(0), 0
@@ -233,34 +234,43 @@ async def test_a_slot_started_before_its_time_takes_what_is_due_by_then_and_is_a
                 if len(received) == 2:
                     both.set()
 
-    try:
-        async with redis.pubsub() as tap:
-            await tap.subscribe(channel)
-            listener = asyncio.create_task(listen(tap))
-            assert await lead.try_lead()
-            assert producer.lead() == 0.0
-            assert await ledger.send(tx, expiry_slots=150) is not None
+    async with (
+        own_producer(
+            db_url,
+            redis,
+            channel,
+            SlotConfig(execution_delay_s=0.3),
+            name="early",
+            on_summary=lambda _: heard.append(time.monotonic()),
+            on_closed=lambda _, __: watched.append(time.monotonic()),
+        ) as (producer, ledger),
+        redis.pubsub() as tap,
+    ):
+        await tap.subscribe(channel)
+        listener = asyncio.create_task(listen(tap))
+        assert producer.lead() == 0.0
+        assert await ledger.send(tx, expiry_slots=150) is not None
 
-            too_soon = await producer.produce(closes_at=time.monotonic() + 0.1)
-            assert too_soon.outcomes == ()
+        too_soon = await producer.produce(closes_at=time.monotonic() + 0.1)
+        assert too_soon.outcomes == ()
 
-            closes_at = time.monotonic() + 0.35
-            summary = await producer.produce(closes_at=closes_at)
-            async with asyncio.timeout(5):
-                await both.wait()
-            listener.cancel()
-        assert [o.status for o in summary.outcomes] == [TxStatus.LANDED]
-        # uvloop's timers count whole milliseconds.
-        assert heard[-1] >= closes_at - 0.002
-        assert received[-1] >= closes_at - 0.002
-        due_by = await db.fetchval(
-            "SELECT s.closed_at >= t.sent_at + interval '0.3 seconds' FROM chain_slots s,"
-            " chain_transactions t WHERE s.slot = $1 AND t.signature = $2",
-            summary.slot,
-            tx.signature,
-        )
-        assert due_by
+        closes_at = time.monotonic() + 0.35
+        summary = await producer.produce(closes_at=closes_at)
+        async with asyncio.timeout(5):
+            await both.wait()
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
         assert 0.0 < producer.lead() <= 0.2
-    finally:
-        await lead.close()
-        await pool.close()
+    assert [o.status for o in summary.outcomes] == [TxStatus.LANDED]
+    # uvloop's timers count whole milliseconds.
+    assert heard[-1] >= closes_at - 0.002
+    assert watched[-1] >= closes_at - 0.002
+    assert received[-1] >= closes_at - 0.002
+    due_by = await db.fetchval(
+        "SELECT s.closed_at >= t.sent_at + interval '0.3 seconds' FROM chain_slots s,"
+        " chain_transactions t WHERE s.slot = $1 AND t.signature = $2",
+        summary.slot,
+        tx.signature,
+    )
+    assert due_by
