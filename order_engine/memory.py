@@ -48,7 +48,7 @@ def tune_collector() -> None:
     """Called once the server is up. Everything startup made (modules, schemas, pools)
     lives as long as the process, so it is frozen out of every collection; and most of
     an order's objects die by reference counting within a few steps, so young
-    collections run less often and find fewer of them still alive to walk."""
+    collections, each of which walks what survived since the last, can be rare."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*COLLECTOR_THRESHOLDS)
