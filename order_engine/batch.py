@@ -2,15 +2,18 @@
 batch (one statement, one round trip), and each caller gets its own result.
 
 A call waits at most for the turn to end and for a free place among the batches in
-flight; under load, batches grow instead of round trips multiplying. A call whose key a
-batch in flight already has waits for that batch to end (one UPDATE changes a row once,
-and two changes of one order apply in the order they were asked for). A batch that
-fails fails every caller in it with the same exception.
+flight; under load, batches grow instead of round trips multiplying. A caller that has
+other work in flight (quotes, say) can give the time it can spare: such calls gather
+over that window into fewer batches, and a call that cannot wait takes them all along.
+A call whose key a batch in flight already has waits for that batch to end (one UPDATE
+changes a row once, and two changes of one order apply in the order they were asked
+for). A batch that fails fails every caller in it with the same exception.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
@@ -31,10 +34,13 @@ class Batcher(Generic[T, R]):
         self._key = key
         self._max_size = max_size
         self._max_in_flight = max_in_flight
-        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        # Each waiting call with the loop time by which its batch should start (0: at once).
+        self._waiting: list[tuple[T, asyncio.Future[R], float]] = []
         self._in_flight = 0
         self._scheduled = False
         self._busy_keys: set[Hashable] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
         # The loop keeps only weak references to tasks.
         self._tasks: set[asyncio.Task[None]] = set()
         # The loop of the first call, kept: on Python 3.11 get_running_loop() makes a
@@ -44,23 +50,55 @@ class Batcher(Generic[T, R]):
     async def __call__(self, item: T) -> R:
         return await self.submit(item)
 
-    def submit(self, item: T) -> asyncio.Future[R]:
+    def submit(self, item: T, *, within_s: float = 0.0) -> asyncio.Future[R]:
         """Add `item` to the next batch at once; the future has its result. For a caller
         that has more to do before it waits (a task to wrap the call would cost a turn
-        of the loop to start and another to finish)."""
+        of the loop to start and another to finish). `within_s`: how long the caller can
+        spare before its batch starts."""
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = self._loop.create_future()
-        self._waiting.append((item, future))
+        if within_s > 0 and len(self._waiting) < self._max_size:
+            due = self._loop.time() + within_s
+            self._waiting.append((item, future, due))
+            if due < self._timer_at:
+                self._set_timer(due)
+            return future
+        self._waiting.append((item, future, 0.0))
         if self._key is None or self._key(item) not in self._busy_keys:
             self._schedule()
         return future
 
-    def _has_ready(self) -> bool:
-        """Whether a waiting call could go into a batch now."""
-        if self._key is None:
-            return bool(self._waiting)
-        return any(self._key(item) not in self._busy_keys for item, _ in self._waiting)
+    def _set_timer(self, when: float) -> None:
+        assert self._loop is not None
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(when, self._on_timer)
+        self._timer_at = when
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = math.inf
+        self._wake()
+
+    def _wake(self) -> None:
+        """Start a batch if a waiting call is due and free to go, else set the timer for
+        the first that will be."""
+        assert self._loop is not None
+        now = 0.0
+        first_due = math.inf
+        for item, _, due in self._waiting:
+            if self._key is not None and self._key(item) in self._busy_keys:
+                continue
+            if due:
+                now = now or self._loop.time()
+                if due > now:
+                    first_due = min(first_due, due)
+                    continue
+            self._schedule()
+            return
+        if first_due < self._timer_at:
+            self._set_timer(first_due)
 
     def _schedule(self) -> None:
         """Start a batch unless one is starting already or too many are in flight. Its
@@ -76,10 +114,10 @@ class Batcher(Generic[T, R]):
         task.add_done_callback(self._tasks.discard)
 
     def _take(self) -> list[tuple[T, asyncio.Future[R]]]:
-        """Up to max_size waiting calls, oldest first, none whose key a batch in flight
-        (this one included) already has: that call waits for the batch to end."""
+        """Up to max_size waiting calls, oldest first, due or not, none whose key a batch
+        in flight (this one included) already has: that call waits for the batch to end."""
         batch: list[tuple[T, asyncio.Future[R]]] = []
-        later: list[tuple[T, asyncio.Future[R]]] = []
+        later: list[tuple[T, asyncio.Future[R], float]] = []
         for entry in self._waiting:
             key = self._key(entry[0]) if self._key is not None else None
             if len(batch) >= self._max_size or (key is not None and key in self._busy_keys):
@@ -87,7 +125,7 @@ class Batcher(Generic[T, R]):
                 continue
             if key is not None:
                 self._busy_keys.add(key)
-            batch.append(entry)
+            batch.append(entry[:2])
         self._waiting = later
         return batch
 
@@ -95,8 +133,7 @@ class Batcher(Generic[T, R]):
         """Run one batch and answer its callers; `run` returns one result per item."""
         self._scheduled = False
         batch = self._take()
-        if self._has_ready():
-            self._schedule()
+        self._wake()
         try:
             results = await self._run([item for item, _ in batch]) if batch else []
         except BaseException as exc:
@@ -117,5 +154,4 @@ class Batcher(Generic[T, R]):
             self._in_flight -= 1
             if self._key is not None:
                 self._busy_keys.difference_update(self._key(item) for item, _ in batch)
-            if self._has_ready():
-                self._schedule()
+            self._wake()
