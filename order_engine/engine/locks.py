@@ -19,10 +19,12 @@ from order_engine.batch import Batcher
 log = logging.getLogger(__name__)
 
 
-_TRY_LOCKS = """
-SELECT key, pg_try_advisory_lock(key) AS locked FROM unnest($1::bigint[]) AS key
+# Takes and gives back locks in one statement. Every transaction on this connection walks
+# every lock it holds (one per order in flight) when it ends, so it runs as few as it can.
+_LOCKS = """
+SELECT CASE WHEN take THEN pg_try_advisory_lock(key) ELSE pg_advisory_unlock(key) END
+FROM unnest($1::bigint[], $2::bool[]) WITH ORDINALITY AS t(key, take, n) ORDER BY n
 """
-_UNLOCKS = "SELECT pg_advisory_unlock(key) FROM unnest($1::bigint[]) AS key"
 
 
 def order_lock_key(order_id: uuid.UUID) -> int:
@@ -36,10 +38,11 @@ class AdvisoryLocks:
         self._timeout_s = timeout_s
         self._conn: asyncpg.Connection | None = None
         # One query at a time on the connection; the locks and unlocks asked for in one
-        # turn of the loop share one query.
+        # turn of the loop, or within the time their callers can spare, share one query.
         self._mutex = asyncio.Lock()
-        self._locks: Batcher[uuid.UUID, bool] = Batcher(self._lock_batch, key=order_lock_key)
-        self._unlocks: Batcher[uuid.UUID, None] = Batcher(self._unlock_batch, key=order_lock_key)
+        self._batches: Batcher[tuple[uuid.UUID, bool], bool] = Batcher(
+            self._batch, key=lambda call: order_lock_key(call[0])
+        )
         # Session locks are re-entrant: two deliveries in this process would both get
         # the Postgres lock, so this process also keeps its own set.
         self._orders: set[uuid.UUID] = set()
@@ -53,32 +56,33 @@ class AdvisoryLocks:
             )
         return self._conn
 
-    async def try_lock_order(self, order_id: uuid.UUID) -> bool:
+    async def try_lock_order(self, order_id: uuid.UUID, *, within_s: float = 0.0) -> bool:
         """True if this caller now holds the order; False if anyone, here or in another
-        process, already does."""
-        return await self._locks(order_id)
+        process, already does. `within_s`: how long the caller can spare."""
+        return await self._batches.submit((order_id, True), within_s=within_s)
 
-    async def _lock_batch(self, order_ids: list[uuid.UUID]) -> list[bool]:
+    async def unlock_order(self, order_id: uuid.UUID, *, within_s: float = 0.0) -> None:
+        await self._batches.submit((order_id, False), within_s=within_s)
+
+    async def _batch(self, calls: list[tuple[uuid.UUID, bool]]) -> list[bool]:
+        """One answer a call: for a lock, whether it was taken."""
         async with self._mutex:
-            wanted = [o for o in order_ids if o not in self._orders]
-            locked: set[uuid.UUID] = set()
-            if wanted:
-                conn = await self._connection()
-                rows = await conn.fetch(_TRY_LOCKS, [order_lock_key(o) for o in wanted])
-                taken = {r["key"] for r in rows if r["locked"]}
-                locked = {o for o in wanted if order_lock_key(o) in taken}
-                self._orders |= locked
-            return [o in locked for o in order_ids]
-
-    async def unlock_order(self, order_id: uuid.UUID) -> None:
-        await self._unlocks(order_id)
-
-    async def _unlock_batch(self, order_ids: list[uuid.UUID]) -> list[None]:
-        async with self._mutex:
-            self._orders.difference_update(order_ids)
+            self._orders.difference_update(order_id for order_id, take in calls if not take)
+            # An order this process holds already is not locked again (the caller hears
+            # it is taken); with the connection gone, its locks are gone already.
+            asked: list[tuple[uuid.UUID, bool]] = [
+                (o, take) for o, take in calls if take and o not in self._orders
+            ]
             if self._conn is not None and not self._conn.is_closed():
-                await self._conn.execute(_UNLOCKS, [order_lock_key(o) for o in order_ids])
-            return [None] * len(order_ids)
+                asked += [(o, take) for o, take in calls if not take]
+            taken: set[uuid.UUID] = set()
+            if asked:
+                conn = await self._connection()
+                keys = [order_lock_key(o) for o, _ in asked]
+                rows = await conn.fetch(_LOCKS, keys, [take for _, take in asked])
+                taken = {o for (o, take), row in zip(asked, rows, strict=True) if take and row[0]}
+                self._orders |= taken
+            return [o in taken if take else True for o, take in calls]
 
     async def close(self) -> None:
         async with self._mutex:

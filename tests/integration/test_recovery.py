@@ -180,6 +180,26 @@ async def test_an_order_is_locked_by_one_holder_at_a_time(
     assert await there.try_lock_order(order_id)
 
 
+async def test_locks_and_unlocks_asked_together_each_take_effect_in_the_order_asked(
+    locks_for: Callable[[], AdvisoryLocks],
+) -> None:
+    """They share one statement; a lock of an order that is being unlocked waits for the
+    unlock, and an unlock that can spare time still happens."""
+    here, there = locks_for(), locks_for()
+    a, b = uuid.uuid4(), uuid.uuid4()
+    assert await here.try_lock_order(a)
+    _, took_b, took_a_again = await asyncio.gather(
+        here.unlock_order(a), here.try_lock_order(b), here.try_lock_order(a, within_s=0.01)
+    )
+    assert took_b
+    assert took_a_again
+    assert not await there.try_lock_order(a)
+    assert not await there.try_lock_order(b)
+    await asyncio.gather(here.unlock_order(a, within_s=0.01), here.unlock_order(b))
+    assert await there.try_lock_order(a)
+    assert await there.try_lock_order(b)
+
+
 @pytest.fixture
 async def leaders_for(db_url: str) -> AsyncIterator[Callable[[Role], Leadership]]:
     made: list[Leadership] = []
