@@ -65,6 +65,11 @@ class Outcome:
     retry_in_s: float | None = None
 
 
+# The share of a routing's least time that the order's lock and read may spend gathering
+# into batches beside it; the rest covers their own round trips.
+SPARE_SHARE = 0.25
+
+
 @attrs.frozen
 class HeadStart:
     """What a run can begin before it holds the order's lock: reading the order and, when
@@ -74,6 +79,8 @@ class HeadStart:
     order: asyncio.Future[Order | None]
     ask: RouteAsk | None = None
     decision: asyncio.Future[RoutingDecision] | None = None
+    spare_s: float = 0.0
+    """How long the lock and the read may take without delaying the run."""
 
     def cancel(self) -> None:
         """Drop what was begun and is not wanted: the lock was not taken, or the run is
@@ -121,12 +128,12 @@ class Executor:
     def head_start(self, order_id: uuid.UUID, ask: RouteAsk | None = None) -> HeadStart:
         """Start reading the order and, given what it asks the router, routing it, while
         the caller takes the order's lock: the round trips and the quotes overlap."""
-        reading = self._store.read_soon(order_id)
         if ask is None or ask.input_token not in TOKENS or ask.output_token not in TOKENS:
-            return HeadStart(reading)
+            return HeadStart(self._store.read_soon(order_id))
         src, dst = TOKENS[ask.input_token], TOKENS[ask.output_token]
         routing = self._routes.submit(src, dst, ask.input_amount)
-        return HeadStart(reading, ask, routing)
+        spare_s = self._routes.least_s * SPARE_SHARE
+        return HeadStart(self._store.read_soon(order_id, within_s=spare_s), ask, routing, spare_s)
 
     async def run(self, order_id: uuid.UUID, *, head_start: HeadStart | None = None) -> Outcome:
         """Drive the order until it is terminal, rests (`waiting`: the trigger watcher

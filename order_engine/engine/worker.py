@@ -183,7 +183,7 @@ class WorkerPool:
         # is taken: the round trips and the quotes overlap instead of adding up.
         head_start = self._executor.head_start(entry.order_id, entry.ask)
         try:
-            locked = await self._locks.try_lock_order(entry.order_id)
+            locked = await self._locks.try_lock_order(entry.order_id, within_s=head_start.spare_s)
         except DEPENDENCY_ERRORS as exc:
             head_start.cancel()
             await self._later(entry, self._outage(f"order {entry.order_id}: lock", exc))
@@ -201,7 +201,8 @@ class WorkerPool:
             await self._run(entry, head_start)
         finally:
             with contextlib.suppress(*DEPENDENCY_ERRORS):
-                await self._locks.unlock_order(entry.order_id)
+                # An unlock holds up no order: it may ride with the next locks.
+                await self._locks.unlock_order(entry.order_id, within_s=head_start.spare_s)
 
     async def _run(self, entry: Entry, head_start: HeadStart) -> None:
         assert entry.order_id is not None

@@ -665,9 +665,12 @@ class OrderStore:
     async def get_order(self, order_id: uuid.UUID) -> Order | None:
         return await self._reads(order_id)
 
-    def read_soon(self, order_id: uuid.UUID) -> asyncio.Future[Order | None]:
-        """`get_order`, joined to this turn's read batch before the caller awaits it."""
-        return self._reads.submit(order_id)
+    def read_soon(
+        self, order_id: uuid.UUID, *, within_s: float = 0.0
+    ) -> asyncio.Future[Order | None]:
+        """`get_order`, joined to a read batch before the caller awaits it: this turn's,
+        or one within the `within_s` the caller can spare."""
+        return self._reads.submit(order_id, within_s=within_s)
 
     async def _read_batch(self, batch: list[uuid.UUID]) -> list[Order | None]:
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn:

@@ -18,7 +18,7 @@ from order_engine.chain.venues import chain_venues
 from order_engine.domain.events import Built, RetryScheduled, Routed, Submitted
 from order_engine.domain.orders import Changes, FailureCode, Order, OrderStatus
 from order_engine.domain.routes import RouteAsk
-from order_engine.engine.execution import Executor
+from order_engine.engine.execution import SPARE_SHARE, Executor
 from order_engine.engine.retry import RetryPolicy
 from order_engine.routing.router import Router, min_amount_out
 from order_engine.routing.tokens import TOKENS
@@ -166,6 +166,29 @@ async def test_a_run_routes_with_the_quotes_its_head_start_asked_for(
     assert done.status is OrderStatus.CONFIRMED
     assert [v.calls for v in venues] == asked
     assert done.route == decision.route
+
+
+async def test_a_head_start_reads_the_order_within_the_time_its_quotes_take(
+    engine: Engine,
+) -> None:
+    """The read (and, in the worker, the lock) may wait to share a batch for a share of
+    the shortest routing seen, none before the first: the order is read before its
+    quotes are in, so the run waits no longer for it."""
+    venues = chain_venues(lambda: engine.chain.market, quote_delay_s=0.05)
+    executor = Executor(engine.store, Router(venues, quote_timeout_s=5), engine.chain)
+    order, _ = await engine.store.insert_order(NEW, queued=False)
+    first = executor.head_start(order.id, order.ask)
+    assert first.spare_s == 0
+    assert first.decision is not None
+    await first.decision
+
+    second = executor.head_start(order.id, order.ask)
+    # Two quote rounds of 50 ms, less the clock's resolution.
+    assert second.spare_s >= (0.1 - 0.002) * SPARE_SHARE
+    assert second.decision is not None
+    await second.decision
+    assert second.order.done()
+    assert second.order.result() == order
 
 
 async def test_a_head_start_for_another_ask_or_a_routed_order_is_not_used(

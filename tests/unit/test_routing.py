@@ -555,3 +555,17 @@ async def test_orders_routed_in_one_turn_share_each_venues_rounds() -> None:
         (d.route.dex, d.quotes[0].input_amount) for d in decisions if isinstance(d, RoutingDecision)
     ] == [("b", Decimal(i)) for i in range(1, 6)]
     assert (a.calls, b.calls) == (1, 1)
+
+
+async def test_the_batcher_knows_a_routing_takes_at_least_its_two_quote_rounds() -> None:
+    """What the order's lock and read may spend beside a routing is read off this: zero
+    before any routing, then no more than the fastest one seen took."""
+    market = Market(listed_pools(genesis_pools()))
+    routes = RouteBatcher(
+        Router(chain_venues(lambda: market, quote_delay_s=0.02), quote_timeout_s=1)
+    )
+    assert routes.least_s == 0
+    await routes.route(SOL, USDC, Decimal(1))
+    await routes.route(SOL, USDC, Decimal(2))
+    # Two rounds of 20 ms each, less the clock's resolution.
+    assert 0.04 - 0.002 <= routes.least_s < 1
