@@ -61,8 +61,12 @@ class AdvisoryLocks:
         process, already does. `within_s`: how long the caller can spare."""
         return await self._batches.submit((order_id, True), within_s=within_s)
 
-    async def unlock_order(self, order_id: uuid.UUID, *, within_s: float = 0.0) -> None:
-        await self._batches.submit((order_id, False), within_s=within_s)
+    def unlock_order(self, order_id: uuid.UUID, *, within_s: float = 0.0) -> asyncio.Future[bool]:
+        """Give the order back within `within_s`; the caller need not wait. A failure
+        needs no handling: the connection has gone, and every lock on it with it."""
+        unlocked = self._batches.submit((order_id, False), within_s=within_s)
+        unlocked.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return unlocked
 
     async def _batch(self, calls: list[tuple[uuid.UUID, bool]]) -> list[bool]:
         """One answer a call: for a lock, whether it was taken."""
