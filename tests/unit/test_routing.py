@@ -458,10 +458,10 @@ async def test_router_asks_venues_concurrently() -> None:
 # --- Router with the simulated pools -------------------------------------------------------
 
 
-def _simulated_router() -> Router:
+def _simulated_router(quote_delay_s: float = 0) -> Router:
     """The router over Raydium and Meteora quoting the genesis pools."""
     market = Market(listed_pools(genesis_pools()))
-    return Router(chain_venues(lambda: market, quote_delay_s=0), quote_timeout_s=1)
+    return Router(chain_venues(lambda: market, quote_delay_s=quote_delay_s), quote_timeout_s=1)
 
 
 async def test_small_trade_goes_to_meteora_for_its_lower_fee() -> None:
@@ -560,10 +560,7 @@ async def test_orders_routed_in_one_turn_share_each_venues_rounds() -> None:
 async def test_the_batcher_knows_a_routing_takes_at_least_its_two_quote_rounds() -> None:
     """What the order's lock and read may spend beside a routing is read off this: zero
     before any routing, then no more than the fastest one seen took."""
-    market = Market(listed_pools(genesis_pools()))
-    routes = RouteBatcher(
-        Router(chain_venues(lambda: market, quote_delay_s=0.02), quote_timeout_s=1)
-    )
+    routes = RouteBatcher(_simulated_router(quote_delay_s=0.02))
     assert routes.least_s == 0
     await routes.route(SOL, USDC, Decimal(1))
     await routes.route(SOL, USDC, Decimal(2))
